@@ -1,0 +1,1 @@
+"""CLI subcommands (wiring layer): each module registers its parser with ``register``."""

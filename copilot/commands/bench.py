@@ -1,0 +1,22 @@
+"""``copilot bench ...``: speed measurements that print numbers (record them in BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from copilot.commands._group import register_group
+
+BENCH_MODULES: tuple[str, ...] = (
+    "copilot.commands.bench_search",
+    "copilot.commands.bench_embed",
+)
+
+
+def register(subparsers: Any) -> None:
+    register_group(
+        subparsers,
+        "bench",
+        help="measure speed and print numbers",
+        description=__doc__ or "",
+        modules=BENCH_MODULES,
+    )

@@ -1,0 +1,19 @@
+"""``copilot eval ...``: quality measurements on labelled data sets (formats: shared/eval/README.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from copilot.commands._group import register_group
+
+EVAL_MODULES: tuple[str, ...] = ("copilot.commands.eval_retrieval", "copilot.commands.eval_pii")
+
+
+def register(subparsers: Any) -> None:
+    register_group(
+        subparsers,
+        "eval",
+        help="measure quality on a labelled data set",
+        description=__doc__ or "",
+        modules=EVAL_MODULES,
+    )

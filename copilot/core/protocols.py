@@ -1,0 +1,36 @@
+"""Collaborators of the pure core, implemented by `copilot.services`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from copilot.core.models import ArticleHit
+
+
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors of a fixed dimension."""
+
+    @property
+    def name(self) -> str:
+        """Identifies the model and backend; stored in index manifests."""
+        ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Return an array of shape (len(texts), dimension), each row of unit length."""
+        ...
+
+
+class Retriever(Protocol):
+    """Finds knowledge articles for a query."""
+
+    def search(
+        self, query: str, *, k: int = 5, product: str | None = None
+    ) -> list[ArticleHit]: ...
