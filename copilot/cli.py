@@ -15,6 +15,7 @@ from copilot import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "copilot.commands.index",
     "copilot.commands.search",
+    "copilot.commands.replay",
     "copilot.commands.model",
     "copilot.commands.eval",
     "copilot.commands.bench",
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="copilot",
         description="Agent Co-pilot: live assistance beside a customer-service agent's main tool.",
+        epilog="Without a COMMAND, opens the co-pilot window (or raises the one already running).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
@@ -33,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="where user data lives (default: $COPILOT_DATA_DIR or the platform data directory)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument(
+        "--toggle",
+        action="store_true",
+        help="show or hide the running co-pilot window (bind it to a desktop-wide hotkey)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
@@ -50,8 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     func = getattr(args, "func", None)
     if func is None:
-        parser.print_help()
-        return 0
+        # No subcommand: open the desktop app. Qt is imported on this path only.
+        from copilot import app
+
+        func = app.main
     try:
         return int(func(args) or 0)
     except KeyboardInterrupt:

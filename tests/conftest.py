@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,9 @@ SAMPLE_CONTENT = REPO_ROOT / "knowledge"
 
 
 @pytest.fixture(autouse=True)
-def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def _isolated_data_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """Every test gets its own data directory through $COPILOT_DATA_DIR."""
     path = tmp_path_factory.mktemp("data")
     monkeypatch.setenv("COPILOT_DATA_DIR", str(path))
@@ -48,3 +51,99 @@ def real_embedder() -> Iterator[object]:
     from copilot.services.embedders import SentenceTransformerEmbedder
 
     yield SentenceTransformerEmbedder()
+
+
+# --- keyring: tests never read or write the developer's real keyring -----------------------------
+
+
+def _memory_keyring_class() -> type:
+    from keyring.backend import KeyringBackend
+    from keyring.errors import PasswordDeleteError
+
+    class _MemoryKeyring(KeyringBackend):
+        """A keyring backend holding passwords in a dict: usable, private to one test."""
+
+        priority = 1
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.passwords: dict[tuple[str, str], str] = {}
+
+        def get_password(self, service: str, username: str) -> str | None:
+            return self.passwords.get((service, username))
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            self.passwords[(service, username)] = password
+
+        def delete_password(self, service: str, username: str) -> None:
+            if self.passwords.pop((service, username), None) is None:
+                raise PasswordDeleteError(username)
+
+    return _MemoryKeyring
+
+
+@pytest.fixture(autouse=True)
+def _no_real_keyring() -> Iterator[None]:
+    """Every test starts with the "no keyring" backend, never the developer's real one."""
+    import keyring.core
+    from keyring.backends import fail
+
+    # Read the private slot rather than get_keyring(): that would probe the real backends.
+    previous = keyring.core._keyring_backend
+    keyring.core.set_keyring(fail.Keyring())
+    yield
+    keyring.core._keyring_backend = previous
+
+
+@pytest.fixture
+def memory_keyring(_no_real_keyring: None) -> Iterator[object]:
+    """An in-memory keyring backend installed as keyring's backend; its ``passwords`` dict holds
+    ``(service, name) -> secret``."""
+    import keyring
+
+    backend = _memory_keyring_class()()
+    keyring.set_keyring(backend)
+    yield backend
+
+
+# --- Qt: a test must not leave threads or timers running -------------------------------------
+
+
+@pytest.fixture
+def qt_leak_guard() -> Iterator[None]:
+    """Fail the test if it leaves a new non-daemon thread alive or a QTimer it started active.
+
+    Used autouse by tests/unit/qt and tests/unit/ui (their conftest.py). Timers are tracked by
+    wrapping ``QTimer.start`` for the duration of the test.
+    """
+    import shiboken6
+    from PySide6.QtCore import QTimer
+
+    threads_before = {thread.ident for thread in threading.enumerate()}
+    started: list[QTimer] = []
+    original_start = QTimer.start
+
+    def tracking_start(self: QTimer, *args: object) -> None:
+        started.append(self)
+        original_start(self, *args)
+
+    QTimer.start = tracking_start  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        QTimer.start = original_start  # type: ignore[method-assign]
+    leaked = [
+        thread.name
+        for thread in threading.enumerate()
+        if thread.ident not in threads_before and thread.is_alive() and not thread.daemon
+    ]
+    active = [
+        repr(timer)
+        for timer in dict.fromkeys(started)
+        if shiboken6.isValid(timer) and timer.isActive()
+    ]
+    for timer in started:  # stop them so one leak does not fire into the next test
+        if shiboken6.isValid(timer):
+            timer.stop()
+    if leaked or active:
+        pytest.fail(f"the test left threads {leaked} and active timers {active} running")

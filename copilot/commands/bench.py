@@ -8,6 +8,7 @@ from copilot.commands._group import register_group
 
 BENCH_MODULES: tuple[str, ...] = (
     "copilot.commands.bench_search",
+    "copilot.commands.bench_turn",
     "copilot.commands.bench_embed",
 )
 

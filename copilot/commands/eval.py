@@ -6,7 +6,12 @@ from typing import Any
 
 from copilot.commands._group import register_group
 
-EVAL_MODULES: tuple[str, ...] = ("copilot.commands.eval_retrieval", "copilot.commands.eval_pii")
+EVAL_MODULES: tuple[str, ...] = (
+    "copilot.commands.eval_retrieval",
+    "copilot.commands.eval_pii",
+    "copilot.commands.eval_sentiment",
+    "copilot.commands.eval_summary",
+)
 
 
 def register(subparsers: Any) -> None:

@@ -51,7 +51,11 @@ def run(args: argparse.Namespace) -> int:
         f"added {len(stats.added)}, changed {len(stats.changed)}, removed {len(stats.removed)}, "
         f"unchanged {stats.unchanged}, failed {len(stats.failed)}"
     )
-    for name, ids in (("added", stats.added), ("changed", stats.changed), ("removed", stats.removed)):
+    for name, ids in (
+        ("added", stats.added),
+        ("changed", stats.changed),
+        ("removed", stats.removed),
+    ):
         if ids:
             print(f"  {name}: {', '.join(ids)}")
     for failure in stats.failed:

@@ -31,6 +31,4 @@ class Embedder(Protocol):
 class Retriever(Protocol):
     """Finds knowledge articles for a query."""
 
-    def search(
-        self, query: str, *, k: int = 5, product: str | None = None
-    ) -> list[ArticleHit]: ...
+    def search(self, query: str, *, k: int = 5, product: str | None = None) -> list[ArticleHit]: ...

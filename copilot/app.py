@@ -1,0 +1,334 @@
+"""The desktop application: wiring settings, theme, task runner, window and single instance.
+
+``copilot`` with no subcommand calls `main`. Start-up order is chosen so the window paints first:
+
+1. ask a running co-pilot for the same data directory to raise (or toggle) itself, and exit 0
+   if one answered;
+2. read the settings, apply the theme, build and show the window (no torch, no onnxruntime, no
+   faiss imported so far: ``tests/unit/test_app.py`` checks it);
+3. after the window's first paint, load the embedding model on the bulk lane, with its state in
+   the status bar ("Loading language model…" -> "Model ready (0.4 s)", or the failure).
+
+Set ``COPILOT_EXIT_AFTER_FIRST_PAINT=1`` to print one JSON line (seconds to first paint, heavy
+modules already imported) and exit right after the first paint: the start-up test and the
+first-paint benchmark use it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QEvent, QObject, QTimer, Signal
+from PySide6.QtWidgets import QApplication
+
+from copilot.qt.settings_vm import SettingsViewModel
+from copilot.qt.single_instance import (
+    RAISE,
+    TOGGLE,
+    SendResult,
+    SingleInstanceServer,
+    send_to_running_instance,
+    server_name,
+)
+from copilot.qt.tasks import BULK, TaskRunner
+from copilot.qt.theme import ThemeManager
+from copilot.services import paths
+from copilot.services.secrets import SecretStore
+from copilot.services.settings import load_settings
+from copilot.ui.main_window import APP_TITLE, MainWindow, app_icon
+
+_log = logging.getLogger(__name__)
+
+#: Modules that must not be imported before the window has painted.
+HEAVY_MODULES: tuple[str, ...] = (
+    "torch",
+    "sentence_transformers",
+    "transformers",
+    "onnxruntime",
+    "faiss",
+    "sklearn",
+)
+EXIT_AFTER_FIRST_PAINT_ENV = "COPILOT_EXIT_AFTER_FIRST_PAINT"
+# If no paint event arrives (a platform that never exposes the window), load the model anyway.
+_FIRST_PAINT_FALLBACK_MS = 1500
+
+ModelLoader = Callable[[str, Path], Any]
+
+
+def _default_model_loader(backend: str, data_dir: Path) -> Any:
+    from copilot.services.embedders import load_embedder
+
+    return load_embedder(backend, data_dir)
+
+
+def _onnx_cache_problem(data_dir: Path) -> str | None:
+    """Why the ONNX model must be exported before use (None when it is ready); fast."""
+    from copilot.services import embedders
+
+    model_dir = embedders.onnx_model_dir(data_dir)
+    return embedders.check_onnx_cache(
+        model_dir, [embedders.DEFAULT_ONNX_VARIANT], verify_hashes=False
+    )
+
+
+def _load_and_warm(loader: ModelLoader, backend: str, data_dir: Path) -> tuple[Any, float]:
+    """Load the embedder and run it once (the first call allocates); returns it and seconds."""
+    started = time.perf_counter()
+    embedder = loader(backend, data_dir)
+    embedder.embed(["warm-up"])
+    return embedder, time.perf_counter() - started
+
+
+class CopilotApp(QObject):
+    """Owns the application's long-lived objects and connects them.
+
+    Attributes:
+        runner: the one `TaskRunner`.
+        settings_vm: the `SettingsViewModel`.
+        window: the `MainWindow`.
+        embedder: the loaded embedder, or None until `sig_embedder_ready`.
+
+    Signals:
+        sig_embedder_ready(object): the embedding model is loaded (an `Embedder`).
+        sig_first_paint(float): seconds from `main` to the window's first paint.
+    """
+
+    sig_embedder_ready = Signal(object)
+    sig_first_paint = Signal(float)
+
+    def __init__(
+        self,
+        qapp: QApplication,
+        data_dir: Path,
+        *,
+        model_loader: ModelLoader | None = None,
+        use_tray: bool | None = None,
+        exit_after_first_paint: bool = False,
+        started: float | None = None,
+    ) -> None:
+        super().__init__()
+        self._qapp = qapp
+        self._data_dir = data_dir
+        self._started = started if started is not None else time.perf_counter()
+        self._model_loader = model_loader or _default_model_loader
+        self._exit_after_first_paint = exit_after_first_paint
+        self._painted = False
+        self._shut_down = False
+        self.embedder: Any = None
+        self.first_paint_s: float | None = None
+
+        loaded = load_settings(data_dir)
+        self.secrets = SecretStore()
+        self.settings_vm = SettingsViewModel(data_dir, self.secrets, loaded=loaded, parent=self)
+        self.theme = ThemeManager(qapp, parent=self)
+        self.theme.apply(loaded.settings.theme)
+        self.runner = TaskRunner(self)
+        self.window = MainWindow(
+            always_on_top=loaded.settings.always_on_top,
+            snap_edge=loaded.settings.snap_edge,
+            use_tray=use_tray,
+        )
+        self.instance = SingleInstanceServer(server_name(data_dir), self)
+        self._settings_dialog: Any = None
+        for warning in loaded.warnings:
+            self.window.show_message(warning, kind="warning")
+        self._connect()
+        self._fallback = QTimer(self)
+        self._fallback.setSingleShot(True)
+        self._fallback.timeout.connect(self._after_first_paint)
+
+    def _connect(self) -> None:
+        window, vm = self.window, self.settings_vm
+        self.runner.sig_task_failed.connect(window.show_message)
+        vm.sig_theme_changed.connect(self.theme.apply)
+        vm.sig_always_on_top_changed.connect(window.set_always_on_top)
+        vm.sig_snap_edge_changed.connect(window.set_snap_edge)
+        window.sig_always_on_top_toggled.connect(
+            lambda on: self._show_problems(vm.set_always_on_top(on))
+        )
+        window.sig_snap_edge_requested.connect(
+            lambda edge: self._show_problems(vm.set_snap_edge(edge))
+        )
+        window.sig_settings_requested.connect(self.open_settings)
+        window.sig_quit_requested.connect(self._qapp.quit)
+        self.instance.sig_raise_requested.connect(window.bring_to_front)
+        self.instance.sig_toggle_requested.connect(window.toggle_visibility)
+        self._qapp.aboutToQuit.connect(self.shutdown)
+
+    def _show_problems(self, problems: list[str]) -> None:
+        for problem in problems:
+            self.window.show_message(problem)
+
+    # --- start-up -----------------------------------------------------------------------------
+
+    def start(self) -> bool:
+        """Listen for other instances and show the window; the model loads after it paints.
+
+        Returns:
+            False when another live instance took the socket in the meantime.
+        """
+        if not self.instance.listen():
+            return False
+        self.window.installEventFilter(self)
+        self.window.show()
+        self._fallback.start(_FIRST_PAINT_FALLBACK_MS)
+        return True
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.window and event.type() == QEvent.Type.Paint and not self._painted:
+            self._painted = True
+            self.window.removeEventFilter(self)
+            # Run once this paint is done and flushed, not inside it.
+            QTimer.singleShot(0, self, self._after_first_paint)
+        return False
+
+    def _after_first_paint(self) -> None:
+        if self.first_paint_s is not None or self._shut_down:
+            return
+        self._fallback.stop()
+        self.first_paint_s = time.perf_counter() - self._started
+        self.sig_first_paint.emit(self.first_paint_s)
+        if self._exit_after_first_paint:
+            report = {
+                "first_paint_s": round(self.first_paint_s, 4),
+                "heavy_modules": sorted(m for m in HEAVY_MODULES if m in sys.modules),
+                "numpy_imported": "numpy" in sys.modules,
+                "modules": len(sys.modules),
+            }
+            print(json.dumps(report), flush=True)
+            self._qapp.quit()
+            return
+        self.load_model()
+
+    def load_model(self) -> None:
+        """Load the embedder named in the settings on the bulk lane, showing progress."""
+        backend = self.settings_vm.settings.embedding_backend
+        self.window.set_model_loading()
+        if backend != "onnx":
+            self._run_model_load(backend)
+            return
+        self.runner.run(
+            BULK,
+            _onnx_cache_problem,
+            self._data_dir,
+            on_success=lambda problem: self._run_model_load(backend, first_use=bool(problem)),
+            on_failure=lambda _exc: self._run_model_load(backend, first_use=True),
+            description="Checking the language model",
+        )
+
+    def _run_model_load(self, backend: str, *, first_use: bool = False) -> None:
+        if first_use:
+            self.window.set_model_loading(
+                "Preparing the language model for first use (one-off, up to a minute)…"
+            )
+        self.runner.run(
+            BULK,
+            _load_and_warm,
+            self._model_loader,
+            backend,
+            self._data_dir,
+            on_success=self._model_loaded,
+            on_failure=self._model_failed,
+            description="Loading the language model",
+        )
+
+    def _model_loaded(self, result: tuple[Any, float]) -> None:
+        embedder, seconds = result
+        self.embedder = embedder
+        self.window.set_model_ready(seconds, getattr(embedder, "name", ""))
+        # Choosing a keyring backend probes D-Bus (~0.3 s): do it now, off the GUI thread, so the
+        # settings dialog opens at once later.
+        self.runner.run(BULK, self.secrets.available, description="Checking the keyring")
+        self.sig_embedder_ready.emit(embedder)
+
+    def _model_failed(self, error: BaseException) -> None:
+        detail = str(error).strip() or type(error).__name__
+        self.window.set_model_failed(f"Language model failed to load: {detail}")
+        self.window.show_message(
+            f"The language model could not be loaded ({detail}). Suggestions and knowledge "
+            "articles stay empty until it loads; `copilot model export` rebuilds it."
+        )
+
+    # --- actions ------------------------------------------------------------------------------
+
+    def open_settings(self) -> None:
+        """Show the settings dialog (one at a time)."""
+        from copilot.ui.settings_dialog import SettingsDialog
+
+        if self._settings_dialog is not None:
+            self._settings_dialog.raise_()
+            self._settings_dialog.activateWindow()
+            return
+        dialog = SettingsDialog(self.settings_vm, self.window)
+        self._settings_dialog = dialog
+        dialog.finished.connect(self._settings_closed)
+        dialog.open()
+
+    def _settings_closed(self, _result: int) -> None:
+        if self._settings_dialog is not None:
+            self._settings_dialog.deleteLater()
+        self._settings_dialog = None
+
+    def set_last_update(self, latency_ms: float) -> None:
+        """Convenience for the panel: the pipeline just delivered a snapshot."""
+        self.window.set_last_update(datetime.now(), latency_ms)
+
+    def shutdown(self) -> None:
+        """Stop timers and workers (joins them), stop listening; idempotent."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        self._fallback.stop()
+        # Hide first: joining a worker in the middle of a model export can take seconds.
+        self.window.hide()
+        self.runner.shutdown(wait=True)
+        self.instance.close()
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the desktop app (``copilot`` with no subcommand); returns the exit status."""
+    started = time.perf_counter()
+    data_dir = paths.data_dir(getattr(args, "data_dir", None))
+    name = server_name(data_dir)
+    command = TOGGLE if getattr(args, "toggle", False) else RAISE
+    # Before creating a QApplication: a second start must exit fast.
+    sent = send_to_running_instance(name, command)
+    if sent is SendResult.DELIVERED:
+        return 0
+    if sent is SendResult.NOT_RESPONDING:
+        print(
+            f"copilot: error: {APP_TITLE} is already running for {data_dir} but does not respond",
+            file=sys.stderr,
+        )
+        return 1
+
+    existing = QApplication.instance()
+    qapp = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0]])
+    qapp.setApplicationName(APP_TITLE)
+    qapp.setOrganizationName("agent-copilot")
+    qapp.setDesktopFileName("agent-copilot")
+    qapp.setWindowIcon(app_icon())
+    app = CopilotApp(
+        qapp,
+        data_dir,
+        exit_after_first_paint=os.environ.get(EXIT_AFTER_FIRST_PAINT_ENV) == "1",
+        started=started,
+    )
+    if not app.start():
+        # Lost a race with another instance starting at the same moment: hand over to it.
+        app.shutdown()
+        return 0 if send_to_running_instance(name, command) is SendResult.DELIVERED else 1
+    try:
+        status = qapp.exec()
+    finally:
+        app.shutdown()
+    return int(status)
