@@ -1,4 +1,4 @@
-"""``copilot eval ...``: quality measurements on labelled data sets (formats: shared/eval/README.md)."""
+"""``copilot eval ...``: quality on labelled data sets (formats: shared/eval/README.md)."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from copilot.core.feedback import FeedbackAction
     from copilot.core.models import ArticleHit
 
 
@@ -32,3 +33,15 @@ class Retriever(Protocol):
     """Finds knowledge articles for a query."""
 
     def search(self, query: str, *, k: int = 5, product: str | None = None) -> list[ArticleHit]: ...
+
+
+class FeedbackSink(Protocol):
+    """Stores what the agent did with the co-pilot's output (the feedback store implements it).
+
+    `record` is called from one worker thread (the app's "db" lane), never the GUI thread; an
+    implementation may block (SQLite) but must not lose an action it returned from.
+    """
+
+    def record(self, action: FeedbackAction) -> None:
+        """Keep one action (accept, edit, discard, article helpful, flag wrong, ...)."""
+        ...

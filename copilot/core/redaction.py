@@ -17,6 +17,7 @@ Everything here is pure, precompiled-regex Python: a typical 30-word turn takes 
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -254,6 +255,11 @@ _LAST_DIGIT_RE = re.compile(r"\d\D*\Z")
 _DENSE_DIGITS_RE = re.compile(r"\d(?:[^\d\n]{0,3}\d){5}")
 # Words that can start a spoken run, searched in lower-cased text without word boundaries:
 # over-matching ("someone") only costs a slower scan. Literal alternatives let the engine skip.
+_PRONOUN_BEFORE_RE = re.compile(
+    r"\b(?:the|a|this|that|which|each|every|any|no|another|other|new|old|same|right|wrong"
+    r"|only|last|first|next|little|big|good|bad|my|your|his|her|our|their|its)[ \t]+\Z",
+    re.IGNORECASE,
+)
 _SPOKEN_HINT_RE = re.compile(
     "zero|one|two|three|four|five|six|seven|eight|nine|nought|nil|double|triple|treble"
 )
@@ -321,10 +327,16 @@ def _scan_runs(text: str, *, spoken: bool) -> list[_Run]:
         for u in _UNIT_RE.finditer(text, m.start(), m.end()):
             digits, spoken_unit, word = _unit_digits(u.group())
             units.append(_Unit(u.start(), u.end(), digits, spoken_unit, word))
-        # A lone "oh" is an interjection. A lone "one" is kept: it may be the first or last
-        # digit of a card read over two turns (alone it is never redacted).
-        if len(units) == 1 and units[0].word in ("oh", "o"):
-            continue
+        # A lone "oh" is an interjection, and "the new one" a pronoun. Other lone digit words
+        # are kept: one may be the first or last digit of a card read over two turns (alone it
+        # is never redacted).
+        if len(units) == 1 and units[0].spoken and len(units[0].digits) == 1:
+            if units[0].word in ("oh", "o"):
+                continue
+            if units[0].word == "one" and _PRONOUN_BEFORE_RE.search(
+                text, max(0, m.start() - 12), m.start()
+            ):
+                continue
         runs.append(_Run(tuple(units)))
     return runs
 
@@ -348,14 +360,14 @@ _CVV_CTX_RE = re.compile(
     re.IGNORECASE,
 )
 _PIN_BEFORE_RE = re.compile(
-    r"\b(?:pin|passcode|pass code|password|passphrase)\b(?:[ \t]*(?:number|code|no\.?))?"
+    r"\b(?:pin|passcode|pass code|password|passphrase)\b(?:'s\b)?(?:[ \t]*(?:number|code|no\.?))?"
     r"[ \t:=,]*(?:(?:is|was|it's|it is|would be|should be)[ \t:]*)?$",
     re.IGNORECASE,
 )
 _SECRET_CUE_RE = re.compile(r"\b(?:pin|passcode|pass code|password|passphrase)\b", re.IGNORECASE)
 _PHONE_CTX_RE = re.compile(
     r"\b(?:phone|telephone|tel|mobile|mob|cell|cellphone|fax|landline|whatsapp"
-    r"|call|calling|ring|text|texts|reach|answering|answer|messages?|registered|sms|dial"
+    r"|call|calling|ring|text me|text us|reach|answering|answer|messages?|registered|sms|dial"
     r"|contact number)\b"
     # "office", "desk", "home", "work" only as a label: "Desk: ...", not "the office is at 17".
     r"|\b(?:office|desk|home|work)(?:[ \t]+(?:number|no\.?|phone|tel))?[ \t]*:",
@@ -446,7 +458,7 @@ def _is_date(a: str, b: str, c: str, sep1: str, sep2: str) -> bool:
 
 
 def _strip_interjection(run: _Run) -> _Run:
-    """"oh" or "o" opening a run is the interjection, never a card's first digit."""
+    """A leading "oh" or "o" is the interjection, never a card's first digit."""
     i = 0
     while i < len(run.units) - 1 and run.units[i].word in ("oh", "o"):
         i += 1
@@ -459,7 +471,8 @@ def _segments(text: str, run: _Run, card_ctx: bool) -> list[_Run]:
     Next to card words nothing is split off: hiding a date with the card beats showing a card.
     """
     units = list(_strip_interjection(run).units)
-    if len(units) > 1 and _CURRENCY_BEFORE_RE.search(text, max(0, units[0].start - 8), units[0].start):
+    first = units[0].start
+    if len(units) > 1 and _CURRENCY_BEFORE_RE.search(text, max(0, first - 8), first):
         units.pop(0)
     whole = "".join(u.digits for u in units)
     if card_ctx or (13 <= len(whole) <= 19 and luhn_valid(whole)):
@@ -478,7 +491,7 @@ def _segments(text: str, run: _Run, card_ctx: bool) -> list[_Run]:
         units = units[3:]
     out: list[_Run] = []
     current: list[_Unit] = [units[0]]
-    for prev, unit in zip(units, units[1:], strict=False):
+    for prev, unit in itertools.pairwise(units):
         sep = _sep(text, prev, unit)
         listy = (
             "," in sep
@@ -503,7 +516,7 @@ def _is_reference(text: str, start: int) -> bool:
     if start == 0 or text[start - 1] not in "-_/#:":
         return False
     m = _REFERENCE_BEFORE_RE.search(text, max(0, start - 14), start)
-    return bool(m) and m.group(1).lower() not in _CARD_PREFIX_WORDS
+    return m is not None and m.group(1).lower() not in _CARD_PREFIX_WORDS
 
 
 def _after_plus(text: str, start: int) -> bool:
@@ -544,7 +557,7 @@ def _brand_like(digits: str) -> bool:
 
 
 def _card_candidate(text: str, run: _Run, card_ctx: bool) -> tuple[_Run, str] | None:
-    """The part of `run` that is a card number (whole or a leading/partial piece) and placeholder."""
+    """The part of `run` that is a card number (or the start of one) and its placeholder."""
     digits = run.digits
     n = len(digits)
     if n < 8:
@@ -575,9 +588,9 @@ def _card_candidate(text: str, run: _Run, card_ctx: bool) -> tuple[_Run, str] | 
                 acc += units[j].digits
                 if len(acc) > 19:
                     break
-                if len(acc) >= 13 and acc[0] != "0" and luhn_valid(acc):
-                    if best is None or len(acc) > len(best[2]):
-                        best = (i, j + 1, acc)
+                longer = best is None or len(acc) > len(best[2])
+                if longer and len(acc) >= 13 and acc[0] != "0" and luhn_valid(acc):
+                    best = (i, j + 1, acc)
         if best is not None:
             return run.sub(best[0], best[1]), _card_placeholder(best[2])
         if card_ctx or _card_like_grouping(text, run):
@@ -640,7 +653,10 @@ _SORT_CODE_BARE_RE = re.compile(
     r"\bsort[ -]?code\b[ \t:]*(?:is[ \t]*)?(\d{6})(?!\w)", re.IGNORECASE
 )
 _SORT_CODE_CTX_RE = re.compile(r"\bsort[ -]?code\b", re.IGNORECASE)
-_ACCOUNT_RE = re.compile(r"\d(?<![\w.+-]\d)(?:\d{7}|\d{3} \d{4})(?![\w]|[-.]\d)")
+# Eight digits standing alone: not a block of a longer number ("4111 1111 1111 1111").
+_ACCOUNT_RE = re.compile(
+    r"\d(?<![\w.+-]\d)(?<!\d[ \t]\d)(?:\d{7}|\d{3} \d{4})(?![\w]|[-.]\d|[ \t]\d)"
+)
 _ACCOUNT_CTX_RE = re.compile(r"\b(?:bank )?account (?:number|no\.?|num)\b", re.IGNORECASE)
 
 _PASSWORD_RE = re.compile(
@@ -652,14 +668,17 @@ _PASSWORD_RE = re.compile(
 )
 # Words that follow "my password is" without being the password.
 _NOT_SECRETS = frozenset(
-    """not wrong incorrect invalid the a an my your same expired locked blocked reset changed
-    being too very still working correct right fine ok okay forgotten forgot lost stolen
-    compromised weak strong different new old what that this it in on for required needed case
-    set saved stored now also just empty missing long short hacked unknown rejected accepted
-    shown there here no yes and but or so because probably definitely something sent asking
-    saying showing having getting given when how why where which who at of to from with by as
-    like about all his her their our its been never always only already still really actually
-    supposed meant called""".split()
+    re.findall(
+        r"\w+",
+        """not wrong incorrect invalid the a an my your same expired locked blocked reset changed
+        being too very still working correct right fine ok okay forgotten forgot lost stolen
+        compromised weak strong different new old what that this it in on for required needed
+        case set saved stored now also just empty missing long short hacked unknown rejected
+        accepted shown there here no yes and but or so because probably definitely something
+        sent asking saying showing having getting given when how why where which who at of to
+        from with by as like about all his her their our its been never always only already
+        still really actually supposed meant called least must should needs contain""",
+    )
 )
 
 _PHONE_GROUP = r"(?:\(\d{1,5}\)|\d{1,12})"
@@ -695,9 +714,7 @@ def _email(text: str, lower: str, out: list[_Cand]) -> None:
             if domain is None:
                 continue
             # the local part is at most a few words before " at " and ends right at it
-            local = None
-            for local in _SPOKEN_LOCAL_RE.finditer(text, max(0, at - 64), at):
-                break
+            local = next(_SPOKEN_LOCAL_RE.finditer(text, max(0, at - 64), at), None)
             if local is None:
                 continue
             out.append(
@@ -802,15 +819,16 @@ def _password(text: str, out: list[_Cand]) -> None:
     for m in _PASSWORD_RE.finditer(text):
         start, end = m.span("secret")
         secret = m.group("secret")
-        stripped = secret.rstrip(".,!?;:)")
+        stripped = secret.rstrip(".,?;:)")  # "!" is kept: passwords end with it more often
         if stripped:
             end -= len(secret) - len(stripped)
             secret = stripped
         if secret.startswith("[") or not secret:
             continue  # already a placeholder
         low = secret.lower()
-        if not m.group("colon") and (
-            low in _NOT_SECRETS or (low.isalpha() and low.endswith(("ed", "ing")))
+        # "Choose a new password: at least 10 characters" is advice, not a password.
+        if low in _NOT_SECRETS or (
+            not m.group("colon") and low.isalpha() and low.endswith(("ed", "ing"))
         ):
             continue
         out.append(_Cand(PiiType.PASSWORD, start, end, PLACEHOLDERS[PiiType.PASSWORD]))
@@ -851,9 +869,7 @@ def _phone(text: str, out: list[_Cand]) -> None:
             strong = n >= 8
         elif digits.startswith("00"):
             strong = n >= 10
-        elif _NANP_RE.match(num):
-            strong = True
-        elif num.startswith("(") and n >= 8:
+        elif _NANP_RE.match(num) or (num.startswith("(") and n >= 8):
             strong = True
         else:
             strong = digits[0] == "0" and 10 <= n <= 11
@@ -878,8 +894,8 @@ def _near_cvv_words(text: str, lower: str, run: _Run) -> bool:
         return False
     before = _line_before(text, run.start, 45)
     last = None
-    for last in _CVV_CTX_RE.finditer(before):
-        pass
+    for found_words in _CVV_CTX_RE.finditer(before):
+        last = found_words
     if last is not None:
         gap = before[last.end() :]
         if not _DIGIT_RE.search(gap) and _word_count(gap) <= 3:
@@ -990,11 +1006,10 @@ def _continue_with(
     if not before or before[0] == "0":
         return None
     if len(lead_digits) >= 13 and lead_digits[0] != "0" and luhn_valid(lead_digits):
-        # A whole card on its own. It may still be the end of a longer one begun before; when
-        # both readings fit, the earlier digits are hidden too.
-        if len(before + lead_digits) <= 19:
-            cand = _Cand(PiiType.CARD, lead.start, lead.end, _card_placeholder(lead_digits))
-            return cand, _earlier(context.fragments)
+        # A whole card on its own: read again in full after a first attempt, or the end of a
+        # longer one begun before. Either way the earlier digits are hidden too.
+        cand = _Cand(PiiType.CARD, lead.start, lead.end, _card_placeholder(lead_digits))
+        return cand, _earlier(context.fragments)
     context_words = (
         context.card_context
         or any(f.card_context for f in context.fragments)
@@ -1092,7 +1107,8 @@ def redact(
     if "pass" in lower or "pwd" in lower:
         _password(text, cands)
 
-    spoken = _spoken_possible(lower, has_digit)
+    # "oh oh" may end a number begun in the previous turn
+    spoken = _spoken_possible(lower, has_digit or bool(context.fragments))
     runs = _scan_runs(text, spoken=spoken) if has_digit or spoken else []
     if "[" in text:
         # Text redacted before ("[CARD •••• 1111]"): the digits kept in placeholders are not
@@ -1135,8 +1151,10 @@ def redact(
             run,
             cands,
             card_hint=is_lead and context.card_context,
-            expect_code=is_lead and context.expect_code,
-            expect_secret=is_lead and context.expect_secret,
+            # "737" after "and the code on the back?" is the code; "5th of May 1979, and the
+            # PIN's 2208" after "date of birth and PIN?" is not all PIN: only a bare answer is.
+            expect_code=is_lead and lead_only and context.expect_code,
+            expect_secret=is_lead and lead_only and context.expect_secret,
         )
     if context.expect_secret and not runs:
         # "What's your password?" -> "hunter2": a one-word answer is the secret itself.

@@ -170,7 +170,6 @@ N_LEXICON_FEATURES = 4
 
 _CHUNK = re.compile(r"\S+")
 _WORD = re.compile(r"[A-Za-z0-9]+(?:['’\-][A-Za-z0-9]+)*")
-_EDGE_PUNCT = ".,;:!?\"'()[]{}…“”‘’"
 _ELONGATED = re.compile(r"(.)\1{2,}")
 
 

@@ -51,6 +51,7 @@ __all__ = [
     "extract_slots",
     "fill_template",
     "placeholder",
+    "slot_labels",
     "template_slots",
 ]
 

@@ -7,11 +7,13 @@
   ``when`` flags are raised, and the few nearest to the customer's recent words by cosine;
   templates whose ``unless`` flags are raised are never offered (no Save desk offer to a
   bereaved customer);
-* **passages** of the best retrieved articles: the 1-3 sentences most related to the customer's
-  words (sharing at least two content words, precomputed per passage), or the passage's own
-  "what to say" script, only when they can be said to a customer as written (agent-only
-  instructions, list fragments, example figures and "what not to say" lines are never used),
-  citing the article and the passage.
+* **passages** of the two best retrieved articles, citing the article and the passage: the
+  passage's own quoted script ("what to say") when it shares at least two content words with
+  the customer's recent words, else, in an article written for customers, the 1-3 sentences
+  sharing the most, prefixed "I can help with that.". Only text that can be said to a customer
+  as written is used: never agent instructions (articles written for agents contribute their
+  scripts only), list fragments, example figures, customers' quoted words or "what not to say"
+  lines. The analysis is cached per passage (`prepare_passages` does it ahead of time).
 
 Slots are filled from the conversation (`copilot.core.slots`); a slot that cannot be filled stays
 a visible placeholder such as ``[order number]`` and is listed in `Suggestion.missing_slots`.
@@ -36,7 +38,8 @@ Every candidate gets::
 
 A template that fits neither the intent nor a flag must have ``fit >= MIN_FIT`` (0.35: related
 customer/reply pairs score 0.38-0.65 with MiniLM, unrelated ones below 0.33), and nothing
-scoring under ``MIN_SCORE`` is offered. Shown confidence is
+scoring under ``MIN_SCORE`` (0.15), or under 40% of the best candidate's score, is offered (a
+weak look-alike does not pad out a list led by strong fits). Shown confidence is
 ``clip(0.6 * max(intent, flag) + 0.4 * min(1, fit / 0.6) + 0.2 * (prior - 0.5))``.
 
 Going down the ranking, a candidate is kept unless its filled text is a near-duplicate
@@ -128,6 +131,7 @@ W_PRIOR = 0.20
 MISSING_SLOT_PENALTY = 0.02
 MIN_FIT = 0.35
 MIN_SCORE = 0.15
+RELATIVE_MIN_SCORE = 0.4
 FIT_FOR_FULL_CONFIDENCE = 0.6
 DUPLICATE_RATIO = 85.0
 NEAREST_TEMPLATES = 8
@@ -927,9 +931,10 @@ def suggest(
     candidates.sort(key=lambda c: (-c.score, c.item_id))
 
     said = _recent_text(turns, "agent", RECENT_AGENT_TURNS)
+    floor = max(MIN_SCORE, RELATIVE_MIN_SCORE * candidates[0].score) if candidates else MIN_SCORE
     kept: list[Suggestion] = []
     for candidate in candidates:
-        if len(kept) == k or candidate.score < MIN_SCORE:
+        if len(kept) == k or candidate.score < floor:
             break
         if candidate.template is not None:
             filled = fill_template(candidate.template.text, slots)

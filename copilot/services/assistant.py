@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from copilot.core.pipeline import Assistant, IntentStage
 from copilot.core.protocols import Embedder
+from copilot.core.suggestions import prepare_passages
 from copilot.services import paths
 from copilot.services.content_policy import load_policy_spec
 from copilot.services.content_signals import load_signal_config
@@ -21,10 +23,18 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class LoadReport:
-    """What loading took and anything a knowledge manager should fix."""
+    """How long each part took to load, and anything a knowledge manager should fix."""
 
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+
+    @contextmanager
+    def timed(self, name: str, progress: Callable[[str], None] | None) -> Iterator[None]:
+        if progress:
+            progress(name)
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - started, 3)
 
 
 def build_assistant(
@@ -36,40 +46,38 @@ def build_assistant(
 ) -> tuple[Assistant, KnowledgeIndex, LoadReport]:
     """Load every piece of the content pack and open (or build) the knowledge index.
 
+    Args:
+        content: the content pack directory.
+        data: the data directory (index, model caches).
+        embedder: the loaded embedder.
+        progress: called with the name of each part as it starts loading.
+
     Raises:
-        The loaders' errors (with file, item and reason) when the pack's configuration is broken.
+        The loaders' errors (naming file, item and reason) when the pack's configuration is broken.
     """
     report = LoadReport()
-
-    def step(name: str, fn: Callable[[], object]) -> object:
-        if progress:
-            progress(name)
-        started = time.perf_counter()
-        result = fn()
-        report.seconds[name] = round(time.perf_counter() - started, 3)
-        return result
-
-    index, built = step(  # type: ignore[misc]
-        "index",
-        lambda: open_or_build(paths.index_dir(data), paths.articles_dir(content), embedder),
-    )
+    with report.timed("index", progress):
+        index, built = open_or_build(paths.index_dir(data), paths.articles_dir(content), embedder)
     if built is not None:
         report.warnings.extend(f"{f.path}: {f.reason}" for f in built.failed)
-    signals = step(
-        "signals",
-        lambda: load_signal_config(content, embedder=embedder, cache_dir=paths.models_dir(data)),
-    )
-    policy = step("policy", lambda: load_policy_spec(content))
-    templates = step("templates", lambda: load_template_library(content, embedder))
-    report.warnings.extend(str(p) for p in getattr(templates, "problems", ()))
-    intents = step("intents", lambda: _intent_stage(content, embedder))
+    with report.timed("signals", progress):
+        signals = load_signal_config(content, embedder=embedder, cache_dir=paths.models_dir(data))
+    with report.timed("policy", progress):
+        policy = load_policy_spec(content)
+    with report.timed("templates", progress):
+        templates = load_template_library(content, embedder)
+        # Analyse every passage once now, so that no live turn pays for it.
+        prepare_passages(index.all_passages(), templates)
+    report.warnings.extend(str(p) for p in templates.problems)
+    with report.timed("intents", progress):
+        intents = _intent_stage(content, embedder)
     assistant = Assistant(
         embedder=embedder,
         index=index,
-        signals=signals,  # type: ignore[arg-type]
-        policy=policy,  # type: ignore[arg-type]
-        templates=templates,  # type: ignore[arg-type]
-        intents=intents,  # type: ignore[arg-type]
+        signals=signals,
+        policy=policy,
+        templates=templates,
+        intents=intents,
     )
     return assistant, index, report
 

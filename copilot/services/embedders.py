@@ -134,6 +134,7 @@ DEFAULT_ONNX_VARIANT = "int8"
 
 # Threads for batches (indexing, the bulk lane); single queries always use one. PLACEHOLDER2
 ONNX_BATCH_THREADS = min(2, os.cpu_count() or 1)
+_BULK_MIN_TEXTS = 8
 
 _log = logging.getLogger(__name__)
 
@@ -242,7 +243,8 @@ class OnnxEmbedder:
         if len(texts) == 1:
             return self._run(self._session, self._tokenizer.encode(texts[0]).ids)[None, :]
         session = self._session
-        if self._batch_threads > 1:
+        # A handful of texts is still interactive work (one core); more is bulk indexing.
+        if self._batch_threads > 1 and len(texts) >= _BULK_MIN_TEXTS:
             if self._batch_session is None:
                 self._batch_session = self._make_session(threads=self._batch_threads)
             session = self._batch_session
@@ -304,6 +306,15 @@ def check_onnx_cache(
     manifest = read_onnx_manifest(model_dir)
     if manifest is None:
         return "no manifest"
+    try:
+        return _cache_problem(Path(model_dir), manifest, variants, verify_hashes=verify_hashes)
+    except (AttributeError, TypeError):  # fields of the wrong JSON type: edited or damaged
+        return "manifest is malformed"
+
+
+def _cache_problem(
+    model_dir: Path, manifest: dict[str, Any], variants: Sequence[str], *, verify_hashes: bool
+) -> str | None:
     if manifest.get("manifest_version") != MANIFEST_VERSION:
         return "manifest version differs"
     if manifest.get("model") != MODEL_NAME or manifest.get("opset") != ONNX_OPSET:
@@ -326,7 +337,7 @@ def check_onnx_cache(
             return f"variant {variant} is missing"
         files[onnx_model_file(variant)] = recorded[variant]
     for name, entry in files.items():
-        path = Path(model_dir) / name
+        path = model_dir / name
         try:
             if path.stat().st_size != entry.get("size"):
                 return f"{name} has the wrong size"

@@ -6,7 +6,7 @@ On disk, an index directory holds generations and a pointer to the current one::
       CURRENT                 name of the live generation (replaced atomically)
       gen-000007/
         manifest.json         model, dimension, chunker version, per-article hashes, file checksums
-        vectors.faiss         IndexIDMap2(IndexFlatIP) over L2-normalised vectors; ids = passage rowids
+        vectors.faiss         IndexIDMap2(IndexFlatIP), L2-normalised vectors; ids = passage rowids
         passages.db           SQLite: articles, passages, passages_fts (FTS5, porter)
 
 A reindex writes a complete new generation beside the live one and only then swaps `CURRENT`, so a
@@ -135,7 +135,7 @@ def _fsync_dir(path: Path) -> None:
 _STOPWORDS = frozenset(
     """a an and are as at be been but by can could did do does for from had has have how i i'm
     if in into is it its it's me my no not of on or our so that the their them then there these
-    they this to was we were what when where which who why will with would you your yours""".split()
+    they this to was we were what when where which who why will with would you your yours""".split()  # noqa: SIM905
 )
 _WORD = re.compile(r"[A-Za-z0-9]+")
 
@@ -219,7 +219,8 @@ class KnowledgeIndex:
                 record["tags"] = tuple(json.loads(record["tags"] or "[]"))
                 self._articles[record["id"]] = record
             for row in conn.execute(
-                "SELECT id, passage_id, article_id, title, heading_path, text, ordinal FROM passages"
+                "SELECT id, passage_id, article_id, title, heading_path, text, ordinal "
+                "FROM passages"
             ):
                 passage = Passage(
                     passage_id=row["passage_id"],
@@ -259,6 +260,9 @@ class KnowledgeIndex:
     def article(self, article_id: str) -> dict[str, Any] | None:
         """Stored metadata of one article (id, title, product, tags, status, expires, ...)."""
         return self._articles.get(article_id)
+
+    def all_passages(self) -> list[Passage]:
+        return list(self._passages.values())
 
     def article_passages(self, article_id: str) -> list[Passage]:
         passages = [p for p in self._passages.values() if p.article_id == article_id]
@@ -303,7 +307,7 @@ class KnowledgeIndex:
         if not ids:
             return []
         query = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
-        params = faiss.SearchParameters(sel=selector)
+        params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
         scores, rowids = self._vectors.search(query, min(k, len(ids)), params=params)
         return [(int(r), float(s)) for r, s in zip(rowids[0], scores[0], strict=True) if r >= 0]
 
@@ -502,7 +506,9 @@ def _next_generation_name(directory: Path) -> str:
 def _write_db(path: Path, loaded: Sequence[LoadedArticle], passages: Sequence[Passage]) -> None:
     db = sqlite_utils.Database(path)
     db.conn.execute("PRAGMA journal_mode=DELETE")
-    db["articles"].insert_all(
+    articles = db.table("articles")
+    passages_table = db.table("passages")
+    articles.insert_all(
         (
             {
                 "id": la.article.id,
@@ -521,7 +527,7 @@ def _write_db(path: Path, loaded: Sequence[LoadedArticle], passages: Sequence[Pa
         ),
         pk="id",
     )
-    db["passages"].insert_all(
+    passages_table.insert_all(
         (
             {
                 "id": rowid,
@@ -537,10 +543,10 @@ def _write_db(path: Path, loaded: Sequence[LoadedArticle], passages: Sequence[Pa
         ),
         pk="id",
     )
-    db["passages"].enable_fts(
+    passages_table.enable_fts(
         ["title", "heading", "text"], tokenize="porter", create_triggers=False
     )
-    db["passages"].create_index(["article_id"])
+    passages_table.create_index(["article_id"])
     db.conn.commit()
     db.conn.execute("VACUUM")
     db.close()

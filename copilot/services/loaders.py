@@ -403,7 +403,7 @@ def _load_pdf(path: Path, raw: bytes) -> Article:
 
     try:
         reader = PdfReader(io.BytesIO(raw))
-        info = reader.metadata or {}
+        info: Mapping[str, Any] = reader.metadata or {}
         pages = [page.extract_text() or "" for page in reader.pages]
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
         raise ArticleError(f"PDF could not be read: {exc}") from exc

@@ -1,7 +1,8 @@
 """The one module that knows where files live.
 
 Data directory, in order: an explicit argument (``--data-dir``), ``$COPILOT_DATA_DIR``, then the
-platform's user data directory (platformdirs). Content pack: ``--content``, ``$COPILOT_CONTENT_DIR``,
+platform's user data directory (platformdirs). Content pack: ``--content``,
+``$COPILOT_CONTENT_DIR``,
 then the sample pack shipped beside the package.
 """
 

@@ -42,8 +42,7 @@ def test_a_changed_article_is_searchable_after_reindex(
     build_index(index_dir, articles, real_embedder)  # type: ignore[arg-type]
     target = articles / "kb-ret-001.md"
     target.write_text(
-        target.read_text()
-        + "\n## Returning a Kestrel Cam bought as a gift\n"
+        target.read_text() + "\n## Returning a Kestrel Cam bought as a gift\n"
         "Gift recipients can return a Kestrel Cam with the gift receipt number printed on the "
         "packing slip; the refund goes to the original buyer's card.\n"
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from copilot.core.chunking import chunk_article
 from copilot.core.models import Article, Section
 
@@ -35,7 +37,7 @@ def test_long_section_is_split_with_overlap_on_sentence_boundaries() -> None:
         assert len(passage.text.split()) <= 80
         assert passage.text.endswith(".")
     # Consecutive windows share at least one whole sentence.
-    for first, second in zip(passages, passages[1:], strict=False):
+    for first, second in itertools.pairwise(passages):
         assert first.text.split(". ")[-1].rstrip(".") in second.text
     joined = " ".join(p.text for p in passages)
     assert all(s in joined for s in sentences)

@@ -221,7 +221,9 @@ def test_card_read_over_two_customer_turns_with_the_agent_in_between() -> None:
 
 
 def test_card_read_four_digits_per_turn() -> None:
-    conversation = play(*(event(f"t{i}", "customer", "4111" if i == 0 else "1111") for i in range(4)))
+    conversation = play(
+        *(event(f"t{i}", "customer", "4111" if i == 0 else "1111") for i in range(4))
+    )
     assert texts(conversation) == ["[CARD]", "[CARD]", "[CARD]", "[CARD •••• 1111]"]
 
 
@@ -257,6 +259,19 @@ def test_agent_turns_are_redacted_but_never_join_a_customer_card() -> None:
         "and the three digits on the back?",
         "[CVV]",
     ]
+
+
+def test_a_card_read_after_talk_about_it_leaves_the_talk_alone() -> None:
+    conversation = play(
+        event("t1", "customer", "I've got a new card. Can I pay with the new one?"),
+        event("t2", "agent", "Go ahead with the long number on the front."),
+        event("t3", "customer", "OK, it's 4929 3810 5562 7149."),
+        event("t4", "agent", "And the date of birth and PIN?"),
+        event("t5", "customer", "Fifth of May 1979, and the PIN's 2208."),
+    )
+    assert texts(conversation)[0] == "I've got a new card. Can I pay with the new one?"
+    assert texts(conversation)[2] == "OK, it's [CARD •••• 7149]."
+    assert texts(conversation)[4] == "Fifth of May 1979, and the PIN's [PASSWORD]."
 
 
 def test_numbers_in_ordinary_turns_are_kept() -> None:

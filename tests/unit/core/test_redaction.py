@@ -318,7 +318,9 @@ def test_not_phone_numbers(text: str) -> None:
     [
         ("my password is hunter2", "my password is [PASSWORD]"),
         ("My password is 'Tr0ub4dor&3'.", "My password is '[PASSWORD]'."),
-        ("password: reset", "password: [PASSWORD]"),
+        ("password: s3cret!", "password: [PASSWORD]"),
+        ("my password is hunter2.", "my password is [PASSWORD]."),
+        ("the PIN's 2208.", "the PIN's [PASSWORD]."),
         ("my PIN is 1234", "my PIN is [PASSWORD]"),
         ("pin: 4321", "pin: [PASSWORD]"),
         ("the passcode 987654", "the passcode [PASSWORD]"),

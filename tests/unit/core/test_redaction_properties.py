@@ -30,10 +30,11 @@ WORDS_FOR_DIGITS = {
 }
 DIGIT_OF_WORD = {w: d for d, words in WORDS_FOR_DIGITS.items() for w in words}
 # Ordinary words around the number, including ones that touch the detectors ("card", "oh").
-VOCABULARY = (
+VOCABULARY = re.findall(
+    r"\S+",
     "please my the card number is it's thanks and um so here you go ok right that was yes oh "
-    "well sorry again long visa on front hang let me see got it"
-).split()
+    "well sorry again long visa on front hang let me see got it",
+)
 SEPARATORS = (" ", "-", ".", " - ", "  ")
 CONTEXTS = ("my card number is", "the long number on my visa is", "card:")
 
@@ -62,6 +63,16 @@ def card_numbers(draw: st.DrawFn) -> tuple[str, bool]:
 
 
 sentences = st.lists(st.sampled_from(VOCABULARY), max_size=7, unique=True).map(" ".join)
+# After the number, "oh" would read as one more zero of it (redacted or not, that is fine), and
+# the check below could not tell that zero from the card's own: it only goes before.
+# Before the first half of a split number, "the", "my", "that", "right" would make a lone "one"
+# the pronoun of "the new one?", which is rightly kept; the rest of the vocabulary stays.
+sentences_before_split = sentences.filter(
+    lambda s: not s or s.split()[-1] not in {"the", "my", "that", "right"}
+)
+sentences_after = st.lists(
+    st.sampled_from([w for w in VOCABULARY if w != "oh"]), max_size=7, unique=True
+).map(" ".join)
 
 
 def visible_runs(text: str) -> list[str]:
@@ -170,7 +181,7 @@ def rendered(draw: st.DrawFn, digits: str, valid: bool) -> tuple[str, bool]:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), card=card_numbers(), before=sentences, after=sentences)
+@given(data=st.data(), card=card_numbers(), before=sentences, after=sentences_after)
 def test_a_card_in_one_turn_never_survives(
     data: st.DataObject, card: tuple[str, bool], before: str, after: str
 ) -> None:
@@ -191,7 +202,7 @@ def _event(turn_id: str, text: str) -> object:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), card=card_numbers(), before=sentences, after=sentences)
+@given(data=st.data(), card=card_numbers(), before=sentences_before_split, after=sentences_after)
 def test_a_card_split_over_two_customer_turns_never_survives(
     data: st.DataObject, card: tuple[str, bool], before: str, after: str
 ) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from rapidfuzz import fuzz
 
+from copilot.core import suggestions
 from copilot.core.models import ArticleHit, Passage, PassageHit
 from copilot.core.suggestions import (
     Citation,
@@ -501,3 +502,25 @@ def test_a_single_shared_word_is_not_enough(library: TemplateLibrary) -> None:
 def test_prepare_passages_analyses_ahead(library: TemplateLibrary) -> None:
     hit = passage_hit("KB-BIL-002", CR_PASSAGE)
     assert prepare_passages([hit.best.passage], library) == 1
+
+
+def test_a_weak_look_alike_does_not_pad_out_strong_suggestions(
+    library: TemplateLibrary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conversation = turns(
+        ("customer", "my husband died, I need to reset his password on the login page")
+    )
+
+    def ids() -> list[str]:
+        out = run(
+            library,
+            conversation,
+            intent="bereavement",
+            confidence=0.9,
+            flags=[Flag("bereavement", "high")],
+        )
+        return [s.id for s in out]
+
+    assert ids() == ["vulnerability.bereavement"]
+    monkeypatch.setattr(suggestions, "RELATIVE_MIN_SCORE", 0.0)
+    assert ids() == ["vulnerability.bereavement", "account.password_reset"]

@@ -170,6 +170,11 @@ def test_damaged_files_and_manifests_are_detected(onnx_copy: Path) -> None:
     (model_dir / "manifest.json").write_text(json.dumps(manifest))
     assert check_onnx_cache(model_dir, ["int8"]) is not None
 
+    manifest["opset"] = embedders.ONNX_OPSET
+    manifest["variants"]["int8"] = "model-int8.onnx"  # a hand edit of the wrong shape
+    (model_dir / "manifest.json").write_text(json.dumps(manifest))
+    assert check_onnx_cache(model_dir, ["int8"]) == "manifest is malformed"
+
     (model_dir / "manifest.json").write_text("{not json")
     assert check_onnx_cache(model_dir, ["int8"]) == "no manifest"
 
@@ -251,3 +256,18 @@ def test_onnx_path_never_imports_torch(onnx_data_dir: Path) -> None:
         timeout=120,
     )
     assert done.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.slow
+def test_model_export_command_reports_a_valid_cache(
+    onnx_data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from copilot.cli import main
+
+    code = main(["--data-dir", str(onnx_data_dir), "model", "export", "--variant", "all", "--json"])
+
+    assert code == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["built"] is False
+    assert set(payload["variants"]) == {"int8", "fp32"}
+    assert payload["model_dir"] == str(onnx_model_dir(onnx_data_dir))
