@@ -6,8 +6,12 @@
    if one answered;
 2. read the settings, apply the theme, build and show the window (no torch, no onnxruntime, no
    faiss imported so far: ``tests/unit/test_app.py`` checks it);
-3. after the window's first paint, load the embedding model on the bulk lane, with its state in
-   the status bar ("Loading language model…" -> "Model ready (0.4 s)", or the failure).
+3. after the window's first paint, build the panel (`copilot.ui.panel`: importing the pipeline
+   costs ~0.4 s, so it waits) and load the embedding model on the bulk lane, with its state in
+   the status bar ("Loading language model…" -> "Model ready (0.4 s)", or the failure);
+4. once the model is ready, load the content pack and open (or build) the knowledge index on
+   the bulk lane (`copilot.qt.conversations_vm.load_backend`); the panel says "Loading…" until
+   then and enables its input after. A demo replay (``copilot demo``) starts at that point.
 
 Set ``COPILOT_EXIT_AFTER_FIRST_PAINT=1`` to print one JSON line (seconds to first paint, heavy
 modules already imported) and exit right after the first paint: the start-up test and the
@@ -21,8 +25,9 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +44,7 @@ from copilot.qt.single_instance import (
     send_to_running_instance,
     server_name,
 )
-from copilot.qt.tasks import BULK, TaskRunner
+from copilot.qt.tasks import BULK, DB, TaskRunner
 from copilot.qt.theme import ThemeManager
 from copilot.services import paths
 from copilot.services.secrets import SecretStore
@@ -62,6 +67,8 @@ EXIT_AFTER_FIRST_PAINT_ENV = "COPILOT_EXIT_AFTER_FIRST_PAINT"
 _FIRST_PAINT_FALLBACK_MS = 1500
 
 ModelLoader = Callable[[str, Path], Any]
+#: (content dir, data dir, embedder) -> `copilot.qt.conversations_vm.PanelBackend`; blocking.
+BackendLoader = Callable[[Path, Path, Any], Any]
 
 
 def _default_model_loader(backend: str, data_dir: Path) -> Any:
@@ -80,6 +87,18 @@ def _onnx_cache_problem(data_dir: Path) -> str | None:
     )
 
 
+def _default_backend_loader(content: Path, data: Path, embedder: Any) -> Any:
+    from copilot.qt.conversations_vm import load_backend
+
+    return load_backend(content, data, embedder)
+
+
+def _timed(loader: BackendLoader, content: Path, data: Path, embedder: Any) -> tuple[Any, float]:
+    started = time.perf_counter()
+    backend = loader(content, data, embedder)
+    return backend, time.perf_counter() - started
+
+
 def _load_and_warm(loader: ModelLoader, backend: str, data_dir: Path) -> tuple[Any, float]:
     """Load the embedder and run it once (the first call allocates); returns it and seconds."""
     started = time.perf_counter()
@@ -96,13 +115,18 @@ class CopilotApp(QObject):
         settings_vm: the `SettingsViewModel`.
         window: the `MainWindow`.
         embedder: the loaded embedder, or None until `sig_embedder_ready`.
+        panel: the `copilot.ui.panel.CopilotPanel`, built right after the first paint.
+        backend: the `PanelBackend` (assistant, index), or None until `sig_backend_ready`.
+        feedback_sink: where the panel's feedback goes (in memory until the store exists).
 
     Signals:
         sig_embedder_ready(object): the embedding model is loaded (an `Embedder`).
+        sig_backend_ready(object): the content pack and index are loaded (a `PanelBackend`).
         sig_first_paint(float): seconds from `main` to the window's first paint.
     """
 
     sig_embedder_ready = Signal(object)
+    sig_backend_ready = Signal(object)
     sig_first_paint = Signal(float)
 
     def __init__(
@@ -114,12 +138,35 @@ class CopilotApp(QObject):
         use_tray: bool | None = None,
         exit_after_first_paint: bool = False,
         started: float | None = None,
+        backend_loader: BackendLoader | None = None,
+        feedback_sink: Any = None,
+        content_dir: Path | None = None,
+        replay: Sequence[Any] = (),
+        quit_after_replay: bool = False,
     ) -> None:
+        """See the class docstring.
+
+        Args:
+            backend_loader: loads the content pack (tests pass a fake).
+            feedback_sink: a `FeedbackSink`; a `MemoryFeedbackSink` when None.
+            content_dir: the content pack to use instead of the one in the settings.
+            replay: turns to replay at a realistic pace once the panel is ready (the demo).
+            quit_after_replay: quit once the replay is done and its last turn analysed.
+        """
         super().__init__()
         self._qapp = qapp
         self._data_dir = data_dir
         self._started = started if started is not None else time.perf_counter()
         self._model_loader = model_loader or _default_model_loader
+        self._backend_loader = backend_loader or _default_backend_loader
+        self._content_dir = content_dir
+        self._replay_turns = tuple(replay)
+        self._quit_after_replay = quit_after_replay
+        self._quit_when_idle = False
+        self.replayer: Any = None
+        self.feedback_sink = feedback_sink
+        self.panel: Any = None
+        self.backend: Any = None
         self._exit_after_first_paint = exit_after_first_paint
         self._painted = False
         self._shut_down = False
@@ -139,6 +186,7 @@ class CopilotApp(QObject):
         )
         self.instance = SingleInstanceServer(server_name(data_dir), self)
         self._settings_dialog: Any = None
+        self.window.set_placeholder_text("Starting the co-pilot…")
         for warning in loaded.warnings:
             self.window.show_message(warning, kind="warning")
         self._connect()
@@ -207,7 +255,24 @@ class CopilotApp(QObject):
             print(json.dumps(report), flush=True)
             self._qapp.quit()
             return
+        self.build_panel()
         self.load_model()
+
+    def build_panel(self) -> None:
+        """Create the panel (view-models, sections, input, shortcuts) on the window."""
+        if self.panel is not None:
+            return
+        from copilot.services.feedback_memory import MemoryFeedbackSink
+        from copilot.ui.panel import build_panel
+
+        if self.feedback_sink is None:
+            self.feedback_sink = MemoryFeedbackSink()
+        self.panel = build_panel(
+            self.window,
+            self.runner,
+            self.feedback_sink,
+            agent_id=self.settings_vm.settings.agent_id or None,
+        )
 
     def load_model(self) -> None:
         """Load the embedder named in the settings on the bulk lane, showing progress."""
@@ -249,6 +314,70 @@ class CopilotApp(QObject):
         # settings dialog opens at once later.
         self.runner.run(BULK, self.secrets.available, description="Checking the keyring")
         self.sig_embedder_ready.emit(embedder)
+        self.load_backend(embedder)
+
+    def content_dir(self) -> Path:
+        """The content pack: the demo's, else the one in the settings, else the default."""
+        if self._content_dir is not None:
+            return self._content_dir
+        chosen = self.settings_vm.settings.content_dir
+        return paths.content_dir(chosen)
+
+    def load_backend(self, embedder: Any) -> None:
+        """Load the content pack and open the index on the bulk lane; then enable the panel."""
+        self.runner.run(
+            BULK,
+            _timed,
+            self._backend_loader,
+            self.content_dir(),
+            self._data_dir,
+            embedder,
+            on_success=self._backend_loaded,
+            on_failure=self._backend_failed,
+            description="Loading the knowledge pack",
+        )
+
+    def _backend_loaded(self, result: tuple[Any, float]) -> None:
+        backend, seconds = result
+        self.backend = backend
+        _log.info("knowledge pack loaded in %.2f s", seconds)
+        # Problems in the pack are for a knowledge manager (`copilot index` reports them), not
+        # for the agent on a call: logged, not bannered.
+        for warning in getattr(backend, "warnings", ()):
+            _log.warning("content pack: %s", warning)
+        if self.panel is not None:
+            self.panel.conversations.set_backend(backend)
+        self.sig_backend_ready.emit(backend)
+        if self._replay_turns and self.panel is not None:
+            from copilot.qt.replay import TurnReplayer
+
+            self.replayer = TurnReplayer(self.panel.conversations, self._replay_turns, parent=self)
+            self.replayer.sig_finished.connect(self._replay_finished)
+            self.replayer.start()
+
+    def _replay_finished(self) -> None:
+        if not self._quit_after_replay or self.panel is None:
+            return
+        self._quit_when_idle = True
+        self.panel.conversations.sig_busy_changed.connect(self._quit_if_idle)
+        self._quit_if_idle()
+
+    def _quit_if_idle(self, *_: object) -> None:
+        if not self._quit_when_idle or self.panel is None:
+            return
+        if self.panel.conversations.is_idle():
+            self._quit_when_idle = False
+            # A moment for the last update to paint, then quit.
+            QTimer.singleShot(300, self, self._qapp.quit)
+
+    def _backend_failed(self, error: BaseException) -> None:
+        detail = str(error).strip() or type(error).__name__
+        if self.panel is not None:
+            self.panel.set_unavailable(f"The knowledge pack could not be loaded: {detail}")
+        self.window.show_message(
+            f"The knowledge pack could not be loaded ({detail}). Fix the content pack named in "
+            "the settings, then restart the co-pilot."
+        )
 
     def _model_failed(self, error: BaseException) -> None:
         detail = str(error).strip() or type(error).__name__
@@ -288,14 +417,38 @@ class CopilotApp(QObject):
             return
         self._shut_down = True
         self._fallback.stop()
+        if self.replayer is not None:
+            self.replayer.stop()
+        if self.panel is not None:
+            self.panel.shutdown()
+            # Feedback queued on the db lane would be dropped by the runner's shutdown: let it
+            # finish first (it takes milliseconds; the wait is bounded).
+            drained = threading.Event()
+            self.runner.run(DB, drained.set, description="Saving feedback")
+            drained.wait(2.0)
         # Hide first: joining a worker in the middle of a model export can take seconds.
         self.window.hide()
         self.runner.shutdown(wait=True)
         self.instance.close()
 
 
-def main(args: argparse.Namespace) -> int:
-    """Run the desktop app (``copilot`` with no subcommand); returns the exit status."""
+def main(
+    args: argparse.Namespace,
+    *,
+    content_dir: Path | None = None,
+    replay: Sequence[Any] = (),
+    quit_after_replay: bool = False,
+    model_loader: ModelLoader | None = None,
+) -> int:
+    """Run the desktop app (``copilot`` with no subcommand); returns the exit status.
+
+    Args:
+        args: the parsed command line (``--data-dir``, ``--toggle``).
+        content_dir: use this content pack instead of the settings' (``copilot demo``).
+        replay: turns to replay once the panel is ready (``copilot demo``).
+        quit_after_replay: quit once the replay is done and analysed (tests, CI).
+        model_loader: loads the embedder (tests pass a fast fake).
+    """
     started = time.perf_counter()
     data_dir = paths.data_dir(getattr(args, "data_dir", None))
     name = server_name(data_dir)
@@ -303,6 +456,12 @@ def main(args: argparse.Namespace) -> int:
     # Before creating a QApplication: a second start must exit fast.
     sent = send_to_running_instance(name, command)
     if sent is SendResult.DELIVERED:
+        if replay:
+            print(
+                f"{APP_TITLE} is already running for {data_dir}: it was raised. Quit it to run "
+                "the demo.",
+                file=sys.stderr,
+            )
         return 0
     if sent is SendResult.NOT_RESPONDING:
         print(
@@ -322,6 +481,10 @@ def main(args: argparse.Namespace) -> int:
         data_dir,
         exit_after_first_paint=os.environ.get(EXIT_AFTER_FIRST_PAINT_ENV) == "1",
         started=started,
+        content_dir=content_dir,
+        replay=replay,
+        quit_after_replay=quit_after_replay,
+        model_loader=model_loader,
     )
     if not app.start():
         # Lost a race with another instance starting at the same moment: hand over to it.

@@ -19,6 +19,12 @@ COMMAND_MODULES: tuple[str, ...] = (
     "copilot.commands.model",
     "copilot.commands.eval",
     "copilot.commands.bench",
+    "copilot.commands.screenshot",
+    "copilot.commands.demo",
+    "copilot.commands.feedback",
+    "copilot.commands.gaps",
+    "copilot.commands.harvest",
+    "copilot.commands.erase",
 )
 
 

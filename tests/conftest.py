@@ -147,3 +147,24 @@ def qt_leak_guard() -> Iterator[None]:
             timer.stop()
     if leaked or active:
         pytest.fail(f"the test left threads {leaked} and active timers {active} running")
+
+
+# --- the panel: one loaded sample pack per session (hashing embedder, fast) -------------------
+
+
+@pytest.fixture(scope="session")
+def hashing_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A `PanelBackend` (assistant, index) for the sample pack with the `HashingEmbedder`.
+
+    Built once per session (~3-6 s: it builds the index and trains the sentiment head); the
+    assistant is shared, so tests must use conversation ids of their own.
+    """
+    from copilot.qt.conversations_vm import load_backend
+    from copilot.services.embedders import HashingEmbedder
+
+    data = tmp_path_factory.mktemp("panel-data")
+    backend = load_backend(SAMPLE_CONTENT, data, HashingEmbedder())
+    yield backend
+    close = getattr(backend.index, "close", None)
+    if close is not None:
+        close()

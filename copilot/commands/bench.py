@@ -10,6 +10,7 @@ BENCH_MODULES: tuple[str, ...] = (
     "copilot.commands.bench_search",
     "copilot.commands.bench_turn",
     "copilot.commands.bench_embed",
+    "copilot.commands.bench_feedback",
 )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from copilot.commands._group import register_group
 
 EVAL_MODULES: tuple[str, ...] = (
+    "copilot.commands.eval_intents",
     "copilot.commands.eval_retrieval",
     "copilot.commands.eval_pii",
     "copilot.commands.eval_sentiment",

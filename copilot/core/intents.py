@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
@@ -35,6 +35,7 @@ import numpy as np
 if TYPE_CHECKING:
     import numpy.typing as npt
 
+    from copilot.core.pipeline import IntentGuess
     from copilot.core.protocols import Embedder
 
     FloatArray = npt.NDArray[np.float64]
@@ -92,6 +93,7 @@ class Intent:
     layer: Layer
     stakes: Stakes
     examples: tuple[str, ...]
+    articles: tuple[str, ...] = ()  # related knowledge article ids (optional)
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,8 +487,9 @@ class ClassifierConfig:
             example is less similar than this is out of scope.
         min_confidence: without out-of-scope examples, the probability below which an
             utterance is out of scope.
-        oos_weight: how much out-of-scope recall counts against in-scope accuracy when the
-            thresholds are fitted on out-of-scope examples.
+        max_in_scope_rejection: with out-of-scope examples, the share of in-scope utterances
+            (held-out folds) that may be called out of scope; within it the rule catches as
+            many out-of-scope examples as it can.
         seed: fold assignment.
     """
 
@@ -494,13 +497,13 @@ class ClassifierConfig:
     balanced: bool = True
     knn_k: int = 10
     knn_temperature: float = 0.05
-    knn_weights: tuple[float, ...] = (0.0, 0.15, 0.3, 0.45, 0.6)
+    knn_weights: tuple[float, ...] = (0.15, 0.3, 0.45, 0.6)
     folds: int = 5
     max_iter: int = 300
     tol: float = 1e-5
     min_similarity: float = 0.2
     min_confidence: float = 0.0
-    oos_weight: float = 1.0
+    max_in_scope_rejection: float = 0.03
     seed: int = 0
 
 
@@ -516,9 +519,9 @@ class TrainingReport:
     cv_accuracy: float | None
     ece_before: float | None
     ece_after: float | None
-    min_confidence: float
-    min_similarity: float
+    oos_rule: str
     cv_oos_recall: float | None
+    cv_in_scope_rejection: float | None
     embed_seconds: float
     fit_seconds: float
     iterations: int
@@ -580,44 +583,100 @@ def _class_weights(y: IntArray, n_classes: int) -> FloatArray:
     return np.asarray(per_class[y], dtype=np.float64)
 
 
-def _best_thresholds(
-    in_conf: FloatArray,
-    in_sim: FloatArray,
-    in_correct: npt.NDArray[np.bool_],
-    oos_conf: FloatArray,
-    oos_sim: FloatArray,
-    oos_weight: float,
-) -> tuple[float, float, float]:
-    """(min confidence, min similarity, out-of-scope recall) maximising accuracy + w * recall.
+def _sigmoid(z: FloatArray) -> FloatArray:
+    return np.asarray(0.5 * (1.0 + np.tanh(0.5 * z)), dtype=np.float64)
 
-    In-scope accuracy counts an utterance rejected as out of scope as wrong (the CLINC150
-    convention); the candidates are the midpoints between observed scores.
+
+@dataclass(frozen=True, slots=True)
+class OutOfScopeRule:
+    """Decides "out of scope" from the best intent's probability and the best similarity.
+
+    Always: out of scope when the confidence is below `min_confidence` or the similarity to
+    the closest training example below `min_similarity` (a floor: nothing that unlike every
+    example is in scope). Fitted on out-of-scope examples as well: a two-feature logistic
+    regression gives P(out of scope) = sigmoid(w_conf * confidence + w_sim * similarity + bias),
+    and an utterance is out of scope above `threshold`.
     """
 
-    def candidates(values: FloatArray) -> FloatArray:
-        ordered = np.unique(np.concatenate([[0.0], values]))
-        mids = (ordered[:-1] + ordered[1:]) / 2 if len(ordered) > 1 else ordered
-        return np.unique(np.concatenate([[0.0], mids]))
+    min_confidence: float = 0.0
+    min_similarity: float = 0.2
+    weights: tuple[float, float, float] | None = None
+    threshold: float = 1.0
 
-    best = (-1.0, 0.0, 0.0, 0.0)
-    conf_grid = candidates(np.concatenate([in_conf, oos_conf]))
-    sim_grid = candidates(np.concatenate([in_sim, oos_sim]))
-    # Keep the search small: 60 quantiles of each grid are plenty for tens of OOS examples.
-    if len(conf_grid) > 60:
-        conf_grid = np.unique(np.quantile(conf_grid, np.linspace(0, 1, 60)))
-    if len(sim_grid) > 60:
-        sim_grid = np.unique(np.quantile(sim_grid, np.linspace(0, 1, 60)))
-    for tc in conf_grid:
-        in_kept_c = in_conf >= tc
-        oos_kept_c = oos_conf >= tc
-        for ts in sim_grid:
-            accuracy = float((in_kept_c & (in_sim >= ts) & in_correct).mean())
-            recall = 1.0 - float((oos_kept_c & (oos_sim >= ts)).mean())
-            objective = accuracy + oos_weight * recall
-            # Ties go to the lower thresholds: reject no more than the data asks for.
-            if objective > best[0] + 1e-12:
-                best = (objective, float(tc), float(ts), recall)
-    return best[1], best[2], best[3]
+    def decide(self, confidence: FloatArray, similarity: FloatArray) -> npt.NDArray[np.bool_]:
+        floor = (confidence < self.min_confidence) | (similarity < self.min_similarity)
+        if self.weights is None:
+            return np.asarray(floor)
+        return np.asarray(floor | (self.score(confidence, similarity) > self.threshold))
+
+    def score(self, confidence: FloatArray, similarity: FloatArray) -> FloatArray:
+        """P(out of scope) for the fitted rule (0 without one)."""
+        if self.weights is None:
+            return np.zeros(np.shape(confidence))
+        w_conf, w_sim, bias = self.weights
+        return _sigmoid(w_conf * confidence + w_sim * similarity + bias)
+
+    def describe(self) -> str:
+        floor = f"confidence < {self.min_confidence:.3f} or similarity < {self.min_similarity:.3f}"
+        if self.weights is None:
+            return floor
+        w_conf, w_sim, bias = self.weights
+        return (
+            f"{floor} or sigmoid({w_conf:.2f}*confidence {w_sim:+.2f}*similarity {bias:+.2f})"
+            f" > {self.threshold:.3f}"
+        )
+
+
+def fit_out_of_scope_rule(
+    in_conf: FloatArray,
+    in_sim: FloatArray,
+    oos_conf: FloatArray,
+    oos_sim: FloatArray,
+    *,
+    max_in_scope_rejection: float,
+    floor: OutOfScopeRule | None = None,
+) -> tuple[OutOfScopeRule, float, float]:
+    """Fit the rule on held-out in-scope scores and out-of-scope examples' scores.
+
+    The threshold is the lowest that calls at most `max_in_scope_rejection` of the in-scope
+    utterances out of scope (most out-of-scope recall within that budget; the `floor` rule's
+    rejections count against it), then raised as far as it goes without losing an out-of-scope
+    example. Returns the rule, the out-of-scope recall and the in-scope rejection rate it has on
+    the data it was fitted on.
+    """
+    base = floor or OutOfScopeRule()
+    in_floor = base.decide(in_conf, in_sim)
+    oos_floor = base.decide(oos_conf, oos_sim)
+    features = np.column_stack(
+        [np.concatenate([in_conf, oos_conf]), np.concatenate([in_sim, oos_sim])]
+    ).astype(np.float32)
+    target = np.concatenate([np.zeros(len(in_conf)), np.ones(len(oos_conf))]).astype(np.int64)
+    params, _ = fit_logistic_regression(
+        features, target, 2, c=10.0, sample_weight=_class_weights(target, 2), max_iter=200
+    )
+    w = params[:-1, 1] - params[:-1, 0]
+    weights = (float(w[0]), float(w[1]), float(params[-1, 1] - params[-1, 0]))
+    scorer = OutOfScopeRule(weights=weights)
+    s_in = np.sort(scorer.score(in_conf, in_sim)[~in_floor])[::-1]
+    s_oos = scorer.score(oos_conf, oos_sim)[~oos_floor]
+    allowed = max(0, math.floor(max_in_scope_rejection * len(in_conf) + 1e-9) - int(in_floor.sum()))
+    lower = float(s_in[allowed]) if allowed < len(s_in) else 0.0
+    caught = s_oos[s_oos > lower]
+    if caught.size == 0:
+        threshold = 1.0  # nothing to gain within the budget: only the floor decides
+    else:
+        lowest = float(caught.min())
+        below = s_in[(s_in < lowest) & (s_in >= lower)]
+        threshold = ((float(below.max()) if below.size else lower) + lowest) / 2
+    rule = OutOfScopeRule(
+        min_confidence=base.min_confidence,
+        min_similarity=base.min_similarity,
+        weights=weights,
+        threshold=threshold,
+    )
+    recall = float(rule.decide(oos_conf, oos_sim).mean()) if len(oos_conf) else 0.0
+    rejection = float(rule.decide(in_conf, in_sim).mean()) if len(in_conf) else 0.0
+    return rule, recall, rejection
 
 
 class IntentClassifier:
@@ -628,15 +687,13 @@ class IntentClassifier:
         labels: Sequence[str],
         model: _Model,
         *,
-        min_confidence: float,
-        min_similarity: float,
+        oos_rule: OutOfScopeRule,
         report: TrainingReport,
         embedder: Embedder | None = None,
     ) -> None:
         self._labels = tuple(labels)
         self._model = model
-        self._min_confidence = min_confidence
-        self._min_similarity = min_similarity
+        self.oos_rule = oos_rule
         self._embedder = embedder
         self.report = report
 
@@ -702,7 +759,7 @@ class IntentClassifier:
         embedder: Embedder | None = None,
         embed_seconds: float = 0.0,
     ) -> IntentClassifier:
-        """Train on embeddings computed elsewhere (the eval command reuses them).
+        """Train on embeddings computed elsewhere (cached, or shared with another stage).
 
         Without `embedder`, only `predict_vector` works.
         """
@@ -742,8 +799,10 @@ class IntentClassifier:
         folds = min(cfg.folds, int(counts.max()))
         knn_weight = cfg.knn_weights[0] if len(cfg.knn_weights) == 1 else 0.3
         temperature = 1.0
-        cv_accuracy = ece_before = ece_after = cv_oos_recall = None
-        min_confidence, min_similarity = cfg.min_confidence, cfg.min_similarity
+        cv_accuracy = ece_before = ece_after = cv_oos_recall = cv_rejection = None
+        oos_rule = OutOfScopeRule(
+            min_confidence=cfg.min_confidence, min_similarity=cfg.min_similarity
+        )
         if folds >= 2:
             assignment = _stratified_folds(y, folds, cfg.seed)
             lr_logp = np.zeros((len(y), k))
@@ -801,13 +860,13 @@ class IntentClassifier:
                 oos_probs = np.exp(
                     _log_softmax(blend(oos_logp, oos_votes, knn_weight) / temperature)
                 )
-                min_confidence, min_similarity, cv_oos_recall = _best_thresholds(
+                oos_rule, cv_oos_recall, cv_rejection = fit_out_of_scope_rule(
                     calibrated.max(axis=1),
                     best_sim,
-                    correct,
                     oos_probs.max(axis=1),
                     oos_sim,
-                    cfg.oos_weight,
+                    max_in_scope_rejection=cfg.max_in_scope_rejection,
+                    floor=oos_rule,
                 )
         model = _Model(
             params=params,
@@ -826,9 +885,9 @@ class IntentClassifier:
             cv_accuracy=cv_accuracy,
             ece_before=ece_before,
             ece_after=ece_after,
-            min_confidence=min_confidence,
-            min_similarity=min_similarity,
+            oos_rule=oos_rule.describe(),
             cv_oos_recall=cv_oos_recall,
+            cv_in_scope_rejection=cv_rejection,
             embed_seconds=embed_seconds,
             fit_seconds=time.perf_counter() - started,
             iterations=iterations,
@@ -836,8 +895,7 @@ class IntentClassifier:
         return cls(
             names,
             model,
-            min_confidence=min_confidence,
-            min_similarity=min_similarity,
+            oos_rule=oos_rule,
             report=report,
             embedder=embedder,
         )
@@ -855,13 +913,10 @@ class IntentClassifier:
         probs, best = self.probabilities(vectors)
         out: list[IntentPrediction] = []
         order = np.argsort(-probs, axis=1)[:, :top_k]
+        rejected = self.oos_rule.decide(probs.max(axis=1), best)
         for row in range(probs.shape[0]):
             top = tuple((self._labels[j], float(probs[row, j])) for j in order[row])
-            confidence = top[0][1]
-            out_of_scope = (
-                confidence < self._min_confidence or float(best[row]) < self._min_similarity
-            )
-            out.append(IntentPrediction(top, out_of_scope, float(best[row])))
+            out.append(IntentPrediction(top, bool(rejected[row]), float(best[row])))
         return out
 
     def predict_vector(self, vector: F32Array) -> IntentPrediction:
@@ -876,9 +931,73 @@ class IntentClassifier:
             return self.predict_vector(self._embedder.embed([text_or_vector])[0])
         return self.predict_vector(text_or_vector)
 
-    def thresholds(self) -> Mapping[str, float]:
-        """The out-of-scope thresholds in use."""
-        return {"min_confidence": self._min_confidence, "min_similarity": self._min_similarity}
+
+class IntentRouter:
+    """The pipeline's intent stage: classify the turn's embedding, then route it with the flags.
+
+    Satisfies `copilot.core.pipeline.IntentStage`; ``flags`` are the signal detectors' flags
+    (anything with ``kind`` and ``level``) or (kind, level) pairs.
+    """
+
+    def __init__(self, classifier: IntentClassifier, taxonomy: Taxonomy) -> None:
+        self.classifier = classifier
+        self.taxonomy = taxonomy
+
+    def __call__(
+        self, vector: F32Array, flags: Sequence[tuple[str, str] | FlagLike]
+    ) -> IntentGuess:
+        # Imported here: the pipeline module may import this one.
+        from copilot.core.pipeline import IntentGuess
+
+        prediction = self.classifier.predict_vector(vector)
+        routing = route(prediction, flags, self.taxonomy)
+        intent = self.taxonomy.get(routing.intent_id) if routing.intent_id else None
+        return IntentGuess(
+            top=prediction.top,
+            out_of_scope=prediction.out_of_scope,
+            intent_name=intent.name if intent else None,
+            layer=str(routing.layer),
+            stakes=routing.stakes.to_dict() if routing.stakes else {},
+            reasons=routing.reasons,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Scores
+
+
+def classification_scores(
+    gold: Sequence[str], predicted: Sequence[str], *, oos_label: str = "oos"
+) -> dict[str, float | int | None]:
+    """Accuracy and macro-F1 over the gold labels; with `oos_label` in `gold`, also in-scope
+    accuracy (an in-scope utterance called out of scope is wrong) and out-of-scope recall.
+    """
+    n = len(gold)
+    if n != len(predicted):
+        raise ValueError("gold and predicted differ in length")
+    if n == 0:
+        return {"cases": 0, "accuracy": 0.0, "macro_f1": 0.0}
+    f1s: list[float] = []
+    for label in sorted(set(gold)):
+        tp = sum(1 for g, p in zip(gold, predicted, strict=True) if g == label and p == label)
+        fp = sum(1 for g, p in zip(gold, predicted, strict=True) if g != label and p == label)
+        fn = sum(1 for g, p in zip(gold, predicted, strict=True) if g == label and p != label)
+        f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    out: dict[str, float | int | None] = {
+        "cases": n,
+        "accuracy": sum(g == p for g, p in zip(gold, predicted, strict=True)) / n,
+        "macro_f1": sum(f1s) / len(f1s),
+    }
+    in_scope = [(g, p) for g, p in zip(gold, predicted, strict=True) if g != oos_label]
+    oos = [p for g, p in zip(gold, predicted, strict=True) if g == oos_label]
+    if oos:
+        out["in_scope_accuracy"] = (
+            sum(g == p for g, p in in_scope) / len(in_scope) if in_scope else None
+        )
+        out["oos_recall"] = sum(p == oos_label for p in oos) / len(oos)
+        called_oos = sum(p == oos_label for p in predicted)
+        out["oos_precision"] = sum(p == oos_label for p in oos) / called_oos if called_oos else None
+    return out
 
 
 __all__ = [
@@ -887,13 +1006,17 @@ __all__ = [
     "Intent",
     "IntentClassifier",
     "IntentPrediction",
+    "IntentRouter",
     "Layer",
+    "OutOfScopeRule",
     "Routing",
     "RoutingPolicy",
     "Stakes",
     "Taxonomy",
     "TrainingReport",
+    "classification_scores",
     "expected_calibration_error",
     "fit_logistic_regression",
+    "fit_out_of_scope_rule",
     "route",
 ]

@@ -262,8 +262,18 @@ class Assistant:
 
     # -- the pipeline ---------------------------------------------------------------------
 
-    def analyse(self, conversation: Conversation, *, generation: int = 0) -> Snapshot:
-        """Run every stage on the conversation so far and return its snapshot."""
+    def analyse(
+        self, conversation: Conversation, *, generation: int = 0, channel: str | None = None
+    ) -> Snapshot:
+        """Run every stage on the conversation so far and return its snapshot.
+
+        Args:
+            conversation: the (redacted) conversation so far.
+            generation: the caller's request number, carried into the snapshot so a stale
+                result can be recognised and dropped.
+            channel: "phone" or "chat" when the source knows it (phone-only policy steps such
+                as the recording disclosure depend on it); inferred from the words otherwise.
+        """
         timer = _Timer()
         turns = conversation.turns
         query = query_text(turns)
@@ -289,11 +299,18 @@ class Assistant:
             (h.best.dense_rank is not None and h.best.score >= CONFIDENT_RETRIEVAL) for h in hits
         )
         policy: PolicyResult | None = timer.run(
-            "policy", lambda: evaluate(turns, flags, intent_id, self.policy), None
+            "policy", lambda: evaluate(turns, flags, intent_id, self.policy, channel=channel), None
         )
 
         def draft_check(text: str) -> Sequence[Any]:
-            return check_draft(text, turns=turns, flags=flags, spec=self.policy, intent=intent_id)
+            return check_draft(
+                text,
+                turns=turns,
+                flags=flags,
+                spec=self.policy,
+                intent=intent_id,
+                channel=channel,
+            )
 
         suggestions: tuple[Suggestion, ...] = ()
         if query:

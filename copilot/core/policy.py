@@ -5,9 +5,12 @@ is a list of rules of four types:
 
 - **required_step**: something the agent must do once a trigger fires (verify identity, give the
   recording disclosure, log a complaint). It is tracked in a per-conversation *ledger*:
-  not applicable until its trigger fires, then pending, then done (an agent turn matched a
-  completion cue) or missed (its deadline passed first: the agent said something that must come
-  after the step, or N agent turns went by).
+  not applicable until its trigger fires (whatever the agent said), then pending, then done (an
+  agent turn matched a completion cue) or missed (its deadline passed first: the agent said
+  something that must come after the step, or N agent turns went by). A completion before the
+  trigger counts once the trigger fires (identity verified before the account question), unless
+  the rule says ``done_before_trigger: false`` (condolences said about something else). An
+  exemption (`unless`) that comes before the completion makes the step not applicable.
 - **prohibited**: something the agent must not say or promise (guarantees, a refund above the
   frontline limit without approval, asking for the CVV). Optionally only in a context (`when`: a
   bereaved customer, a customer who has refused an offer twice) and optionally excused by other
@@ -15,7 +18,10 @@ is a list of rules of four types:
 - **card_readback**: an agent turn containing a card number (a CARD redaction or a long digit run).
 - **escalation**: a combination of signals (legal threat; high frustration in two consecutive
   customer turns; vulnerability and distress) after which the agent should offer a supervisor. It
-  appears in the ledger too and raises a finding while the offer is still pending.
+  appears in the ledger too and raises a finding while the offer is still pending. Only an offer
+  after the trigger counts. With the signals' ``history`` passed, an escalation triggered and
+  then offered (or missed) keeps that status after its flag fades; one still pending when its
+  flag fades is no longer applicable (the moment has passed).
 
 Everything is recomputed from the turns on each call, so `evaluate` is a pure function of its
 inputs. It is cheap because each turn is scanned for cues once (the scan is cached on the spec by
@@ -423,7 +429,8 @@ class PolicyRule:
       `unless` (a condition that makes the step not applicable), and a deadline: `deadline_cue`
       (missed when an agent turn matches it while pending) or `deadline_agent_turns` (missed
       when that many agent turns pass from the trigger without it). For an escalation only a
-      completion after the trigger counts; a required step done early stays done.
+      completion after the trigger counts; a required step done early counts once its trigger
+      fires, unless `done_before_trigger` is False.
     - prohibited: `says` (agent cue, required), `unless_says` (excuses the turn), `when`
       (context that must have fired by that turn), `amount_over` (`says` captures ``amount``).
     - card_readback: nothing else.
@@ -444,6 +451,7 @@ class PolicyRule:
     unless_says: Cue | None = None
     when: Condition | None = None
     amount_over: float | None = None
+    done_before_trigger: bool = True
 
     def __post_init__(self) -> None:
         if not self.id.strip():
@@ -658,7 +666,7 @@ def _compile_condition(cond: Condition, cue_id: Callable[[Cue | None], int]) -> 
                 at: int | None
                 if not flag.indices:
                     at = ctx.n - 1 if ctx.n else None  # a current flag without evidence: now
-                elif consecutive <= 1:
+                elif consecutive <= 1 or ctx.still:
                     at = flag.indices[0]
                 elif flag.level >= _CRITICAL:
                     # The signal engine raises a sustained level itself: accept it as is.
@@ -796,7 +804,7 @@ class _Plan:
         self.amount_cues = frozenset(i for i, c in enumerate(self.cues) if c.captures_amount)
         self.index = {role: _RoleIndex(self.cues, ids) for role, ids in self.role_cues.items()}
         self._scans: dict[tuple[Role, str, bool], _Scan] = {}
-        self._contexts: list[tuple[object, object, str | None, str | None, _Context]] = []
+        self._contexts: list[tuple[object, object, object, str | None, str | None, _Context]] = []
         self._indexes: list[_TurnIndex] = []
 
     def cue_id(self, cue: Cue | None) -> int:
@@ -834,22 +842,34 @@ class _Plan:
         flags: Sequence[FlagLike],
         intent: str | None,
         channel: str | None,
+        history: Sequence[FlagLike] = (),
     ) -> _Context:
         """The analysed conversation; reused while the caller passes the very same tuples."""
-        cacheable = isinstance(turns, tuple) and isinstance(flags, tuple)
+        cacheable = (
+            isinstance(turns, tuple) and isinstance(flags, tuple) and isinstance(history, tuple)
+        )
         if cacheable:
             for entry in self._contexts:
                 if (
                     entry[0] is turns
                     and entry[1] is flags
-                    and entry[2] == intent
-                    and entry[3] == channel
+                    and entry[2] is history
+                    and entry[3] == intent
+                    and entry[4] == channel
                 ):
-                    return entry[4]
-        ctx = _Context(self, self._index(tuple(turns)), tuple(flags), intent, channel)
+                    return entry[5]
+        index = self._index(tuple(turns))
+        ctx = _Context(self, index, tuple(flags), intent, channel)
+        if history:
+            # Conditions fire on everything the conversation has raised; the live flags only
+            # decide whether a pending escalation still stands. "Still" asks whether the flags
+            # are still up, not whether they are still consecutive (the run that triggered it
+            # may have slid out of the signals' recent window while the customer stays angry).
+            still = _Context(self, index, tuple(flags), intent, channel, still=True)
+            ctx = _Context(self, index, (*flags, *history), intent, channel, live=still)
         if cacheable:
             # Holding the tuples keeps their ids from being reused while the entry lives.
-            self._contexts.append((turns, flags, intent, channel, ctx))
+            self._contexts.append((turns, flags, history, intent, channel, ctx))
             if len(self._contexts) > _CONTEXT_CACHE_MAX:
                 del self._contexts[0]
         return ctx
@@ -1008,8 +1028,13 @@ class _Context:
         flags: tuple[FlagLike, ...],
         intent: str | None,
         channel: str | None,
+        *,
+        live: _Context | None = None,
+        still: bool = False,
     ) -> None:
         self.plan = plan
+        self.live = self if live is None else live  # the context of the current flags only
+        self.still = still  # flag conditions ignore `consecutive`: is the flag still up?
         self.turns = index.turns
         self.n = index.n
         self.intent = intent
@@ -1099,18 +1124,16 @@ class _Context:
         done_at: Sequence[int] = self.hits.get((Role.AGENT, done_id), ())
         trig = self.fire(rule.trigger)
         if trig is None:
-            # A step done before anything required it still shows as done (identity verified
-            # early), unless the conversation is exempt from it (a bereaved caller).
-            spared = rule.unless is not None and self.fire(rule.unless) is not None
-            if rule.type is RuleType.REQUIRED_STEP and done_at and not spared:
-                return _Outcome(StepStatus.DONE, done_at[0], _Fire(done_at[0], done_id))
+            # Nothing asked for the step, so nothing the agent said makes it "done" ("sorry to
+            # hear that" in a chat about a bill is not condolences).
             return _Outcome(StepStatus.NOT_APPLICABLE, None, None)
         t = trig.index
-        if rule.type is RuleType.ESCALATION:
-            k = bisect.bisect_left(done_at, t)
-            d_index: int | None = done_at[k] if k < len(done_at) else None
+        d_index: int | None
+        if rule.type is RuleType.REQUIRED_STEP and rule.done_before_trigger:
+            d_index = done_at[0] if done_at else None  # identity verified before it was needed
         else:
-            d_index = done_at[0] if done_at else None
+            k = bisect.bisect_left(done_at, t)
+            d_index = done_at[k] if k < len(done_at) else None
         missed: _Fire | None = None
         if rule.deadline_cue is not None:
             dl_id = plan.cue_id(rule.deadline_cue)
@@ -1122,13 +1145,27 @@ class _Context:
             k = bisect.bisect_left(self.agent_idx, t) + rule.deadline_agent_turns - 1
             if k < len(self.agent_idx):
                 missed = _Fire(self.agent_idx[k])
+        if rule.unless is not None:
+            # An exemption known before the step was done or missed wins: words that happen to
+            # match afterwards (an ETC mentioned to a bereaved caller) do not make it "done".
+            exempt = self.fire(rule.unless)
+            if (
+                exempt is not None
+                and (missed is None or exempt.index <= missed.index)
+                and (d_index is None or exempt.index <= d_index)
+            ):
+                return _Outcome(StepStatus.NOT_APPLICABLE, exempt.index, exempt)
         if d_index is not None and (missed is None or d_index <= missed.index):
             return _Outcome(StepStatus.DONE, d_index, _Fire(d_index, done_id))
-        if rule.unless is not None:
-            exempt = self.fire(rule.unless)
-            if exempt is not None and (missed is None or exempt.index <= missed.index):
-                return _Outcome(StepStatus.NOT_APPLICABLE, exempt.index, exempt)
         if missed is None:
+            if (
+                rule.type is RuleType.ESCALATION
+                and self.live is not self
+                and self.live.fire(rule.trigger) is None
+            ):
+                # Triggered earlier, never offered, and the signals have since faded (the
+                # customer calmed down): there is nothing to offer now.
+                return _Outcome(StepStatus.NOT_APPLICABLE, None, None)
             return _Outcome(StepStatus.PENDING, t, trig)
         if rule.type is RuleType.ESCALATION:
             # The customer's words explain a missed escalation better than the agent's.
@@ -1275,6 +1312,7 @@ def evaluate(
     spec: PolicySpec,
     *,
     channel: str | None = None,
+    history: Sequence[FlagLike] = (),
 ) -> PolicyResult:
     """Check a conversation so far against the behaviour spec.
 
@@ -1288,11 +1326,14 @@ def evaluate(
         spec: the loaded behaviour spec.
         channel: "phone", "chat", ... when the source knows it; otherwise it is inferred from the
             spec's channel cues in the first turns (unknown: channel-only rules don't apply).
+        history: every flag raised so far, including those that have faded
+            (`ConversationSignals.history`). Without it a flag that fades takes its triggers
+            with it, so an escalation offered in time reads "not applicable" afterwards.
 
     Returns:
         The ledger of required steps and escalations, and the findings, most severe first.
     """
-    return spec._plan.analyse(turns, _as_seq(flags), intent, channel).result()
+    return spec._plan.analyse(turns, _as_seq(flags), intent, channel, _as_seq(history)).result()
 
 
 def check_draft(
@@ -1303,6 +1344,7 @@ def check_draft(
     spec: PolicySpec,
     intent: str | None = None,
     channel: str | None = None,
+    history: Sequence[FlagLike] = (),
 ) -> tuple[PolicyFinding, ...]:
     """Check an agent's draft reply before it is sent, in the context of the conversation.
 
@@ -1318,12 +1360,13 @@ def check_draft(
         spec: the loaded behaviour spec.
         intent: the conversation's intent id, if known.
         channel: as for `evaluate`.
+        history: as for `evaluate`.
 
     Returns:
         Findings, most severe first; empty when the draft is fine to send.
     """
     plan = spec._plan
-    ctx = plan.analyse(turns, _as_seq(flags), intent, channel)
+    ctx = plan.analyse(turns, _as_seq(flags), intent, channel, _as_seq(history))
     draft = plan.scan(Role.AGENT, text)
     if not draft.hits and not draft.card:
         return ()

@@ -101,6 +101,9 @@ class DigitFragment:
     digits: str
     card_like: bool
     card_context: bool
+    # Where each typed or spoken group begins in `digits`: the card may start at any of them
+    # ("since 2015. 4111 1111" then "1111 1111").
+    group_starts: tuple[int, ...] = (0,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +258,7 @@ _LAST_DIGIT_RE = re.compile(r"\d\D*\Z")
 _DENSE_DIGITS_RE = re.compile(r"\d(?:[^\d\n]{0,3}\d){5}")
 # Words that can start a spoken run, searched in lower-cased text without word boundaries:
 # over-matching ("someone") only costs a slower scan. Literal alternatives let the engine skip.
+_LONE_O_RE = re.compile(r"\bo\b")
 _PRONOUN_BEFORE_RE = re.compile(
     r"\b(?:the|a|this|that|which|each|every|any|no|another|other|new|old|same|right|wrong"
     r"|only|last|first|next|little|big|good|bad|my|your|his|her|our|their|its)[ \t]+\Z",
@@ -305,10 +309,11 @@ def _spoken_possible(lower: str, has_digit: bool) -> bool:
     if _SPOKEN_HINT_RE.search(lower):
         return True
     # "oh"/"o" on their own are interjections; next to typed digits they may be zeros.
-    return has_digit and ("oh" in lower or " o " in lower)
+    return has_digit and ("oh" in lower or _LONE_O_RE.search(lower) is not None)
 
 
-def _scan_runs(text: str, *, spoken: bool) -> list[_Run]:
+def _scan_runs(text: str, *, spoken: bool, continuing: bool = False) -> list[_Run]:
+    """Digit runs in `text`; `continuing`: a number may be going on from the previous turn."""
     runs: list[_Run] = []
     if not spoken:
         for m in _DIGIT_RUN_RE.finditer(text):
@@ -331,7 +336,7 @@ def _scan_runs(text: str, *, spoken: bool) -> list[_Run]:
         # are kept: one may be the first or last digit of a card read over two turns (alone it
         # is never redacted).
         if len(units) == 1 and units[0].spoken and len(units[0].digits) == 1:
-            if units[0].word in ("oh", "o"):
+            if units[0].word in ("oh", "o") and not continuing:
                 continue
             if units[0].word == "one" and _PRONOUN_BEFORE_RE.search(
                 text, max(0, m.start() - 12), m.start()
@@ -446,8 +451,7 @@ def _card_like_grouping(text: str, run: _Run) -> bool:
 
 def _is_date(a: str, b: str, c: str, sep1: str, sep2: str) -> bool:
     """Three digit groups with one separator that read as yyyy-mm-dd or dd/mm/yy(yy)."""
-    s1, s2 = sep1.strip(), sep2.strip()
-    if s1 != s2 or s1 not in {"-", ".", "/"}:
+    if sep1 != sep2 or sep1 not in {"-", ".", "/"}:
         return False
     la, lb, lc = len(a), len(b), len(c)
     if la == 4 and lb <= 2 and lc <= 2:
@@ -465,17 +469,22 @@ def _strip_interjection(run: _Run) -> _Run:
     return run.sub(i, len(run.units)) if i else run
 
 
-def _segments(text: str, run: _Run, card_ctx: bool) -> list[_Run]:
+def _segments(text: str, run: _Run, card_ctx: bool, *, split: bool = True) -> list[_Run]:
     """Split a run where it is evidently several numbers: an amount, a date, a list.
 
     Next to card words nothing is split off: hiding a date with the card beats showing a card.
     """
     units = list(_strip_interjection(run).units)
     first = units[0].start
-    if len(units) > 1 and _CURRENCY_BEFORE_RE.search(text, max(0, first - 8), first):
-        units.pop(0)
+    if len(units) > 1 and (
+        _CURRENCY_BEFORE_RE.search(text, max(0, first - 8), first)
+        or _is_reference(text, first)  # "ref CMP-123456 4111 ...": the reference is its own
+        # the end of a date or time: "12/05/2024 4111 ...", "10:30 4111 ..."
+        or (first >= 2 and text[first - 1] in "/:" and text[first - 2].isdigit())
+    ):
+        units = list(_strip_interjection(_Run(tuple(units[1:]))).units)
     whole = "".join(u.digits for u in units)
-    if card_ctx or (13 <= len(whole) <= 19 and luhn_valid(whole)):
+    if not split or card_ctx or (13 <= len(whole) <= 19 and luhn_valid(whole)):
         return [_Run(tuple(units))]  # a valid card number is never cut up
     if (
         len(units) > 3
@@ -556,6 +565,38 @@ def _brand_like(digits: str) -> bool:
     return (four == 6011 or two == 65 or 644 <= int(digits[:3]) <= 649) and 16 <= n <= 19
 
 
+class _Window(NamedTuple):
+    i: int
+    j: int
+    digits: str
+    card_like: bool
+    luhn: bool
+
+
+def _card_windows(text: str, run: _Run) -> list[_Window]:
+    """Stretches of whole units, shorter than the run, with 13-19 digits that could be a card.
+
+    Windows are at most 19 digits long, so this is linear in the run's length.
+    """
+    found: list[_Window] = []
+    units = run.units
+    for i in range(len(units)):
+        if units[i].digits[0] == "0":
+            continue
+        acc = ""
+        for j in range(i, len(units)):
+            acc += units[j].digits
+            if len(acc) > 19:
+                break
+            if len(acc) < 13 or (i == 0 and j == len(units) - 1):
+                continue
+            luhn = luhn_valid(acc)
+            card_like = _card_like_grouping(text, run.sub(i, j + 1))
+            if luhn or card_like:
+                found.append(_Window(i, j + 1, acc, card_like, luhn))
+    return found
+
+
 def _card_candidate(text: str, run: _Run, card_ctx: bool) -> tuple[_Run, str] | None:
     """The part of `run` that is a card number (or the start of one) and its placeholder."""
     digits = run.digits
@@ -563,37 +604,39 @@ def _card_candidate(text: str, run: _Run, card_ctx: bool) -> tuple[_Run, str] | 
     if n < 8:
         return None
     zero = digits[0] == "0"
-    if 13 <= n <= 19:
-        if zero and not card_ctx:
-            return None
+    if n >= 13:
         if not card_ctx and _reference_context(text, run):
             # "order 1234567890123", "IMEI 356938035643809" (IMEIs pass Luhn too): only a
             # number grouped like a card, or with a card brand's prefix and length, counts.
             grouped = len(run.units) >= 3 and all(len(u.digits) == 4 for u in run.units[:-1])
-            if not ((grouped or _brand_like(digits)) and luhn_valid(digits)):
-                return None
-        if luhn_valid(digits) or card_ctx or _card_like_grouping(text, run):
-            return run, _card_placeholder(digits)
-        return None
-    if n > 19:
-        if len(run.units) == 1 or (not card_ctx and _reference_context(text, run)):
+            if n <= 19 and (grouped or _brand_like(digits)) and luhn_valid(digits):
+                return run, _card_placeholder(digits)
+            return None
+        if len(run.units) == 1 and n > 19:
             return None  # one block of 20+ digits is some other identifier, never a card
-        # The longest Luhn-valid stretch of whole units: a card with a date or code beside it.
-        # Windows are at most 19 digits long, so this is linear in the run's length.
-        best: tuple[int, int, str] | None = None
-        units = run.units
-        for i in range(len(units)):
-            acc = ""
-            for j in range(i, len(units)):
-                acc += units[j].digits
-                if len(acc) > 19:
-                    break
-                longer = best is None or len(acc) > len(best[2])
-                if longer and len(acc) >= 13 and acc[0] != "0" and luhn_valid(acc):
-                    best = (i, j + 1, acc)
-        if best is not None:
-            return run.sub(best[0], best[1]), _card_placeholder(best[2])
-        if card_ctx or _card_like_grouping(text, run):
+        whole_fits = n <= 19 and (not zero or card_ctx)
+        if whole_fits and luhn_valid(digits):
+            return run, _card_placeholder(digits)
+        # A card followed by other numbers ("4111 1111 1111 1111 2 weeks"): a leading stretch
+        # both grouped like a card and Luhn-valid is the card. A stretch further in is not
+        # trusted alone: the digits before it may be the card's own.
+        windows = _card_windows(text, run)
+        spoken = any(u.spoken for u in run.units)  # read aloud: no grouping tells them apart
+        strong = [w for w in windows if w.card_like and w.luhn and w.i == 0 and not spoken]
+        if strong:
+            best = max(strong, key=lambda w: len(w.digits))
+            return run.sub(best.i, best.j), _card_placeholder(best.digits)
+        if whole_fits and (card_ctx or _card_like_grouping(text, run)):
+            return run, _card_placeholder(digits)
+        if card_ctx:
+            return run, _card_placeholder(digits)  # after "my card number is": all of it
+        if windows:
+            # Unclear where the card starts and ends: hide every stretch that could be it.
+            best = max(windows, key=lambda w: (w.card_like, w.luhn, len(w.digits)))
+            first = min(w.i for w in windows)
+            last = max(w.j for w in windows)
+            return run.sub(first, last), _card_placeholder(best.digits)
+        if n > 19 and _card_like_grouping(text, run):
             return run, _card_placeholder(digits)
         return None
     if zero or not card_ctx:
@@ -922,8 +965,10 @@ def _run_candidates(
     if len(run.digits) < 3:
         return  # "£38", "2 weeks": nothing here is a secret
     spoken = any(u.spoken for u in run.units)
-    if _is_reference(text, run.start) or _after_plus(text, run.start):
-        return
+    if _after_plus(text, run.start):
+        return  # an international phone number
+    if _is_reference(text, run.start) and len(run.units) == 1:
+        return  # "ORD-1234567890123" (longer runs lose the reference in _segments)
     run_ctx = len(run.digits) >= 8 and (card_hint or _card_context(text, run))
     for seg in _segments(text, run, run_ctx):
         n = len(seg.digits)
@@ -1003,7 +1048,7 @@ def _continue_with(
 ) -> tuple[_Cand, tuple[EarlierRedaction, ...]] | None:
     before = context.digits
     lead_digits = lead.digits
-    if not before or before[0] == "0":
+    if not before:
         return None
     if len(lead_digits) >= 13 and lead_digits[0] != "0" and luhn_valid(lead_digits):
         # A whole card on its own: read again in full after a first attempt, or the end of a
@@ -1017,6 +1062,8 @@ def _continue_with(
     )
     fragments_card_like = all(f.card_like for f in context.fragments)
     for j in range(len(lead.units), 0, -1):
+        if before[0] == "0":
+            break
         part = lead.sub(0, j)
         combined = before + part.digits
         if len(combined) > 19:
@@ -1030,7 +1077,29 @@ def _continue_with(
         ):
             cand = _Cand(PiiType.CARD, part.start, part.end, _card_placeholder(combined))
             return cand, _earlier(context.fragments)
+    # The card may begin later in the earlier turn's digits ("since 2015. 4111 1111"): only a
+    # Luhn-valid reading counts then. The whole earlier run is hidden (a year too, maybe).
+    first = context.fragments[0]
+    for start in first.group_starts[1:]:
+        tail = before[start:]
+        if tail[0] == "0":
+            continue
+        for j in range(len(lead.units), 0, -1):
+            part = lead.sub(0, j)
+            combined = tail + part.digits
+            if 13 <= len(combined) <= 19 and luhn_valid(combined):
+                cand = _Cand(PiiType.CARD, part.start, part.end, _card_placeholder(combined))
+                return cand, _earlier(context.fragments)
     return None
+
+
+def _group_starts(run: _Run) -> tuple[int, ...]:
+    starts = []
+    offset = 0
+    for unit in run.units:
+        starts.append(offset)
+        offset += len(unit.digits)
+    return tuple(starts)
 
 
 def _earlier(fragments: tuple[DigitFragment, ...]) -> tuple[EarlierRedaction, ...]:
@@ -1109,7 +1178,11 @@ def redact(
 
     # "oh oh" may end a number begun in the previous turn
     spoken = _spoken_possible(lower, has_digit or bool(context.fragments))
-    runs = _scan_runs(text, spoken=spoken) if has_digit or spoken else []
+    runs = (
+        _scan_runs(text, spoken=spoken, continuing=bool(context.fragments))
+        if has_digit or spoken
+        else []
+    )
     if "[" in text:
         # Text redacted before ("[CARD •••• 1111]"): the digits kept in placeholders are not
         # evidence of anything, so redacting twice changes nothing more.
@@ -1213,11 +1286,15 @@ def _next_context(
     card_cue, code_cue, secret_cue = _cues(text)
     fragment: DigitFragment | None = None
     if runs and runs[-1] is not consumed and _is_filler(text[runs[-1].end :]):
-        # a chained part of a number keeps its leading "oh": it is a zero there
-        tail = runs[-1] if chained else _strip_interjection(runs[-1])
+        # A chained part of a number keeps its leading "oh" (a zero there); otherwise an amount,
+        # date or list before the digits ("for £38 4111") is not part of them.
+        tail = runs[-1] if chained else _segments(text, runs[-1], False, split=False)[-1]
         digits = tail.digits
         covering = [c for c in accepted if c.start < tail.end and c.end > tail.start]
-        ok = 1 <= len(digits) <= 18 and not _CURRENCY_BEFORE_RE.search(text, 0, tail.start)
+        # up to 24 digits: a card's first 18 and a year or amount read just before it
+        ok = 1 <= len(digits) <= 24 and not _CURRENCY_BEFORE_RE.search(
+            text, max(0, tail.start - 8), tail.start
+        )
         if ok and not covering:
             fragment = DigitFragment(
                 turn_id,
@@ -1228,6 +1305,7 @@ def _next_context(
                 digits,
                 _fragment_card_like(text, tail),
                 _card_context(text, tail) or (chained and context.card_context),
+                _group_starts(tail),
             )
         elif ok and len(covering) == 1:
             c = covering[0]
@@ -1243,6 +1321,7 @@ def _next_context(
                     digits,
                     True,
                     True,
+                    _group_starts(tail),
                 )
     fragments: tuple[DigitFragment, ...] = ()
     if fragment is not None:

@@ -99,6 +99,17 @@ _NUM_RE = r"(?P<count>\d+|" + _alternation(list(_NUMBER_WORDS)) + ")"
 _ORD_RE = r"(?P<count>\d+(?:st|nd|rd|th)|" + _alternation(list(_ORDINAL_WORDS)) + ")"
 
 
+# Contractions whose apostrophe stays required: without it they spell another common word
+# ("we were leaving" is not "we're leaving"). Every other apostrophe in a pattern word is
+# optional, because customers type "cant", "dont" and "ive" as often as "can't".
+_APOSTROPHE_REQUIRED = frozenset({"we're", "we'll", "we'd", "he'll", "she'll", "she'd"})
+
+
+def _bare(word: str) -> str:
+    """A word as the prefilter compares it: lower case, with no apostrophes of either kind."""
+    return word.lower().replace("’", "").replace("'", "")
+
+
 def _word_regex(word: str) -> str:
     if word == "<num>":
         return _NUM_RE
@@ -112,7 +123,8 @@ def _word_regex(word: str) -> str:
     body = word[:-1] if prefix else word
     if "*" in body:
         raise PatternError(f"'*' may only end a word, in {word!r}")
-    out = "".join("['’]" if ch in "'’" else re.escape(ch) for ch in body)
+    apostrophe = "['’]" if body.lower().replace("’", "'") in _APOSTROPHE_REQUIRED else "['’]?"
+    out = "".join(apostrophe if ch in "'’" else re.escape(ch) for ch in body)
     return out + (r"[\w'’-]*" if prefix else "")
 
 
@@ -200,18 +212,21 @@ class _Parser:
 
 
 def _trigger(word: str) -> frozenset[str] | None:
-    """The text word a pattern word needs (``cancel*`` keeps its star: any word so starting)."""
+    """The text word a pattern word needs (``cancel*`` keeps its star: any word so starting).
+
+    Compared without apostrophes on both sides (see `_bare`), so "can't" is found in "cant".
+    """
     if word.startswith("<"):
         return None
     prefix = word.endswith("*")
-    head = _TRIGGER_SPLIT.split(word.rstrip("*").lower().replace("’", "'"))[0].strip("'")
+    head = _TRIGGER_SPLIT.split(_bare(word.rstrip("*")))[0]
     if not head:
         return None
     # a word cut short by punctuation ("a&e") can only be a prefix of what the text holds
-    return frozenset({head + "*" if prefix or head != word.lower().replace("’", "'") else head})
+    return frozenset({head + "*" if prefix or head != _bare(word) else head})
 
 
-_TRIGGER_SPLIT = re.compile(r"[^\w']+")
+_TRIGGER_SPLIT = re.compile(r"[^\w]+")
 
 
 def compile_pattern(source: str) -> re.Pattern[str]:
@@ -332,6 +347,8 @@ class FlagRule:
     consecutive_to: Level = Level.CRITICAL  # ... lift the flag to this level (0: off)
     emphasis: bool = False
     sentiment_amplifier: float = 0.0
+    # not raised while the conversation has one of these (churn risk on a bereavement call)
+    suppressed_by: frozenset[FlagKind] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -413,6 +430,12 @@ def _text(value: object, key: str) -> str:
 
 def _words(value: object, key: str) -> frozenset[str]:
     return frozenset(_text(w, f"{key}[{i}]").lower() for i, w in enumerate(_list(value, key)))
+
+
+def _with_bare_forms(words: frozenset[str]) -> frozenset[str]:
+    """The words plus their forms typed without apostrophes ("i'm" -> "im"), as patterns match."""
+    out = {w.replace("’", "'") for w in words}
+    return frozenset(out | {w.replace("'", "") for w in out if w not in _APOSTROPHE_REQUIRED})
 
 
 def _known(data: Mapping[str, Any], key: str, allowed: set[str]) -> None:
@@ -524,7 +547,7 @@ def _sentiment(
 
 _RULE_KEYS = {
     "label", "message", "patterns", "levels", "scope", "recent_turns", "repeat_turns",
-    "consecutive", "emphasis", "sentiment_amplifier",
+    "consecutive", "emphasis", "sentiment_amplifier", "suppressed_by",
 }  # fmt: skip
 
 
@@ -570,6 +593,18 @@ def _rule(kind_name: str, value: object, default_levels: LevelThresholds) -> Fla
     emphasis = data.get("emphasis", False)
     if not isinstance(emphasis, bool):
         raise SignalConfigError(f"{key}.emphasis", f"expected true or false, got {emphasis!r}")
+    suppressed_by: set[FlagKind] = set()
+    for i, name in enumerate(_list(data.get("suppressed_by", []), f"{key}.suppressed_by")):
+        try:
+            other = FlagKind(name)
+        except ValueError:
+            raise SignalConfigError(
+                f"{key}.suppressed_by[{i}]",
+                f"{name!r} is not a flag kind; use one of: {', '.join(k.value for k in FlagKind)}",
+            ) from None
+        if other is kind:
+            raise SignalConfigError(f"{key}.suppressed_by[{i}]", "a flag cannot suppress itself")
+        suppressed_by.add(other)
     return FlagRule(
         kind=kind,
         label=_text(data.get("label", kind_name.replace("_", " ").capitalize()), f"{key}.label"),
@@ -588,6 +623,7 @@ def _rule(kind_name: str, value: object, default_levels: LevelThresholds) -> Fla
         sentiment_amplifier=_number(
             data.get("sentiment_amplifier", 0.0), f"{key}.sentiment_amplifier", 0.0, 5.0
         ),
+        suppressed_by=frozenset(suppressed_by),
     )
 
 
@@ -642,7 +678,9 @@ def build_signal_config(
         negation=NegationConfig(
             cues=cues,
             window=_int(negation.get("window", 3), "negation.window", 0, 10),
-            scope_breakers=_words(negation.get("scope_breakers", []), "negation.scope_breakers"),
+            scope_breakers=_with_bare_forms(
+                _words(negation.get("scope_breakers", []), "negation.scope_breakers")
+            ),
         ),
         intensifiers=intensifiers,
         caps_factor=_number(emphasis.get("caps", 1.0), "emphasis.caps", 1.0, 5.0),
@@ -713,11 +751,19 @@ class TurnSignals:
 
 @dataclass(frozen=True, slots=True)
 class ConversationSignals:
-    """Signals of a conversation so far: one entry per customer turn, the trend and the flags."""
+    """Signals of a conversation so far: one entry per customer turn, the trend and the flags.
+
+    ``flags`` are the ones to show now: a flag with ``scope: recent`` fades once the latest
+    customer turns no longer raise it. ``history`` is every flag raised at any point, at its peak
+    over the whole conversation, with all its evidence; the policy ledger needs it so an
+    escalation that was triggered and offered stays done after the customer calms down
+    (``policy.evaluate(..., history=signals.history)``).
+    """
 
     turns: tuple[TurnSignals, ...]
     trend: SentimentTrend
     flags: tuple[Flag, ...]  # highest level first
+    history: tuple[Flag, ...] = ()  # highest level first
 
     @property
     def sentiment(self) -> SentimentScore | None:
@@ -839,7 +885,7 @@ def analyse_turn(
     shouting = bool(_CAPS_WORD.search(text)) and any(c.islower() for c in text)
     exclaiming = "!!" in text or "?!" in text or "!?" in text
     flags: list[Flag] = []
-    words = frozenset(w.strip("'") for w in _TEXT_WORDS.findall(text.lower().replace("’", "'")))
+    words = frozenset(_bare(w) for w in _TEXT_WORDS.findall(text.lower().replace("’", "'")))
     for rule in config.rules:
         hits = _rule_hits(text, rule, cue_ends, config, words)
         if not hits:
@@ -891,8 +937,12 @@ def _customer_signals(turns: Sequence[TurnInput], config: SignalConfig) -> list[
     return out
 
 
-def _conversation_flag(rule: FlagRule, turns: Sequence[TurnSignals]) -> Flag | None:
-    considered = turns[-rule.recent_turns :] if rule.scope is Scope.RECENT else turns
+def _conversation_flag(
+    rule: FlagRule, turns: Sequence[TurnSignals], *, whole: bool = False
+) -> Flag | None:
+    """The rule's flag over the conversation; `whole`: every turn counts and all evidence is kept
+    (the flag's history), whatever the rule's scope."""
+    considered = turns[-rule.recent_turns :] if rule.scope is Scope.RECENT and not whole else turns
     per_turn = [t.flag(rule.kind) for t in considered]
     seen = [f for f in per_turn if f is not None]
     if not seen:
@@ -911,7 +961,7 @@ def _conversation_flag(rule: FlagRule, turns: Sequence[TurnSignals]) -> Flag | N
             level = rule.consecutive_to
             reasons.append(f"{best} turns in a row")
     evidence = tuple(e for f in seen for e in f.evidence)
-    if len(evidence) > _MAX_EVIDENCE:
+    if len(evidence) > _MAX_EVIDENCE and not whole:
         evidence = evidence[-_MAX_EVIDENCE:]  # the latest words are the ones the agent needs
     message = rule.message + (f" ({', '.join(reasons)})" if reasons else "")
     return Flag(
@@ -936,13 +986,43 @@ def aggregate(turns: Sequence[TurnInput], config: SignalConfig) -> ConversationS
 
     Returns:
         Per-customer-turn signals, the sentiment trend and the conversation's flags, the highest
-        level first. A flag's level is the highest of its turns, raised by repetition rules.
+        level first. A flag's level is the highest of its turns, raised by repetition rules. A
+        flag whose rule is ``suppressed_by`` a kind the conversation has is left out. The
+        ``history`` holds every flag ever raised (see `ConversationSignals`).
     """
     customer = _customer_signals(turns, config)
     trend = sentiment_trend([t.sentiment.score for t in customer], config.sentiment)
-    flags = [f for rule in config.rules if (f := _conversation_flag(rule, customer)) is not None]
-    flags.sort(key=lambda f: (-f.level.rank, -f.intensity))
-    return ConversationSignals(turns=tuple(customer), trend=trend, flags=tuple(flags))
+    flags: list[Flag] = []
+    history: list[Flag] = []
+    for rule in config.rules:
+        live = _conversation_flag(rule, customer)
+        past = live
+        if rule.scope is Scope.RECENT or (live is not None and len(live.evidence) >= _MAX_EVIDENCE):
+            past = _conversation_flag(rule, customer, whole=True)
+        if live is not None:
+            flags.append(live)
+        if past is not None:
+            history.append(past)
+    return ConversationSignals(
+        turns=tuple(customer),
+        trend=trend,
+        flags=_ranked(_unsuppressed(flags, config)),
+        history=_ranked(_unsuppressed(history, config)),
+    )
+
+
+def _unsuppressed(flags: list[Flag], config: SignalConfig) -> list[Flag]:
+    present = {f.kind for f in flags}
+    out = []
+    for f in flags:
+        rule = config.rule(f.kind)
+        if rule is None or rule.suppressed_by.isdisjoint(present):
+            out.append(f)
+    return out
+
+
+def _ranked(flags: list[Flag]) -> tuple[Flag, ...]:
+    return tuple(sorted(flags, key=lambda f: (-f.level.rank, -f.intensity)))
 
 
 __all__ = [

@@ -21,14 +21,22 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
 from copilot.core.conversation import Conversation, Role, Turn, TurnEventError, parse_turn_event
 from copilot.core.pipeline import Assistant, Snapshot
+from copilot.core.protocols import Embedder
 from copilot.qt.item_models import ConversationListModel, ConversationRow
-from copilot.qt.tasks import DEFAULT_DEBOUNCE_MS, INTERACTIVE, Debouncer, TaskRunner, failure_message
+from copilot.qt.tasks import (
+    DEFAULT_DEBOUNCE_MS,
+    INTERACTIVE,
+    Debouncer,
+    TaskRunner,
+    failure_message,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -36,6 +44,7 @@ __all__ = [
     "ConversationsViewModel",
     "PanelBackend",
     "intent_choices_of",
+    "load_backend",
     "split_pasted_turns",
 ]
 
@@ -67,6 +76,29 @@ def intent_choices_of(assistant: Assistant) -> tuple[tuple[str, str], ...]:
         for i in intents
     }
     return tuple(sorted(((k, v) for k, v in choices.items() if k), key=lambda c: c[1].lower()))
+
+
+def load_backend(
+    content: Path,
+    data: Path,
+    embedder: Embedder,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> PanelBackend:
+    """Load the content pack and open (or build) the index: blocking, run it on the bulk lane.
+
+    The services are imported here, not at the top: they pull in FAISS, which must not load
+    before the window has painted.
+    """
+    from copilot.services.assistant import build_assistant
+
+    assistant, index, report = build_assistant(content, data, embedder, progress=progress)
+    return PanelBackend(
+        assistant=assistant,
+        index=index,
+        intent_choices=intent_choices_of(assistant),
+        warnings=tuple(report.warnings),
+    )
 
 
 # "Customer: ...", "Agent: ...", optionally after a "[10:02]" or "10:02" time stamp.
@@ -231,7 +263,7 @@ class ConversationsViewModel(QObject):
     def start_conversation(
         self, conversation_id: str | None = None, *, make_current: bool = True
     ) -> str:
-        """Open a conversation (a new id when None); returns its id. Opening one twice is a no-op."""
+        """Open a conversation (a new id when None) and return its id; a no-op when open."""
         if conversation_id is None:
             conversation_id = self._new_id()
         if conversation_id not in self._states:
@@ -452,4 +484,3 @@ class ConversationsViewModel(QObject):
 
 def _analyse(assistant: Assistant, conversation: Conversation, generation: int) -> Snapshot:
     return assistant.analyse(conversation, generation=generation)
-

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from PySide6.QtCore import QAbstractListModel, QByteArray, QModelIndex, QObject, Qt
 
@@ -86,7 +86,7 @@ class TupleListModel(QAbstractListModel):
     Subclasses define ``ROLES`` (role number -> name) and `_value(item, row, role)`.
     """
 
-    ROLES: Mapping[int, str] = {}
+    ROLES: ClassVar[Mapping[int, str]] = {}
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -94,7 +94,7 @@ class TupleListModel(QAbstractListModel):
 
     # -- Qt API --------------------------------------------------------------------------------
 
-    def rowCount(self, parent: QModelIndex | None = None) -> int:  # noqa: N802 (Qt API)
+    def rowCount(self, parent: QModelIndex | None = None) -> int:
         if parent is not None and parent.isValid():
             return 0  # a list: no children
         return len(self._items)
@@ -115,7 +115,7 @@ class TupleListModel(QAbstractListModel):
             return Qt.ItemFlag.NoItemFlags
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 
-    def roleNames(self) -> dict[int, QByteArray]:  # noqa: N802 (Qt API)
+    def roleNames(self) -> dict[int, QByteArray]:
         names = dict(super().roleNames())
         names[ItemRole] = QByteArray(b"item")
         for role, name in self.ROLES.items():
@@ -158,7 +158,7 @@ class FlagListModel(TupleListModel):
     KindLabelRole = _FIRST_ROLE + 4
     MessageRole = _FIRST_ROLE + 5
     EvidenceRole = _FIRST_ROLE + 6
-    ROLES = {
+    ROLES: ClassVar[Mapping[int, str]] = {
         LevelRole: "level",
         LevelTextRole: "levelText",
         IconRole: "icon",
@@ -293,7 +293,7 @@ class PolicyListModel(TupleListModel):
     ArticleRole = _FIRST_ROLE + 5
     SeverityRole = _FIRST_ROLE + 6
     RuleRole = _FIRST_ROLE + 7
-    ROLES = {
+    ROLES: ClassVar[Mapping[int, str]] = {
         StatusRole: "status",
         StatusTextRole: "statusText",
         MarkRole: "mark",
@@ -357,7 +357,7 @@ class SuggestionListModel(TupleListModel):
     RankRole = _FIRST_ROLE + 6
     MissingSlotsRole = _FIRST_ROLE + 7
     IdRole = _FIRST_ROLE + 8
-    ROLES = {
+    ROLES: ClassVar[Mapping[int, str]] = {
         TitleRole: "title",
         TextRole: "text",
         ConfidenceRole: "confidence",
@@ -407,7 +407,7 @@ class ArticleListModel(TupleListModel):
     PassageRole = _FIRST_ROLE + 3
     ScoreRole = _FIRST_ROLE + 4
     PassageIdRole = _FIRST_ROLE + 5
-    ROLES = {
+    ROLES: ClassVar[Mapping[int, str]] = {
         TitleRole: "title",
         ArticleIdRole: "articleId",
         HeadingRole: "heading",
@@ -473,7 +473,7 @@ class ConversationListModel(TupleListModel):
     CustomerRole = _FIRST_ROLE + 1
     IntentRole = _FIRST_ROLE + 2
     LevelRole = _FIRST_ROLE + 3
-    ROLES = {
+    ROLES: ClassVar[Mapping[int, str]] = {
         IdRole: "conversationId",
         CustomerRole: "customer",
         IntentRole: "intent",

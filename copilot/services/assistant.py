@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from copilot.core.intents import IntentRouter
 from copilot.core.pipeline import Assistant, IntentStage
 from copilot.core.protocols import Embedder
-from copilot.core.suggestions import prepare_passages
+from copilot.core.suggestions import PriorProvider, prepare_passages
 from copilot.services import paths
+from copilot.services.content_intents import load_intent_classifier
 from copilot.services.content_policy import load_policy_spec
 from copilot.services.content_signals import load_signal_config
 from copilot.services.content_templates import load_template_library
@@ -43,6 +45,8 @@ def build_assistant(
     embedder: Embedder,
     *,
     progress: Callable[[str], None] | None = None,
+    prior: PriorProvider | None = None,
+    extra_intent_examples: Sequence[tuple[str, str]] = (),
 ) -> tuple[Assistant, KnowledgeIndex, LoadReport]:
     """Load every piece of the content pack and open (or build) the knowledge index.
 
@@ -51,6 +55,9 @@ def build_assistant(
         data: the data directory (index, model caches).
         embedder: the loaded embedder.
         progress: called with the name of each part as it starts loading.
+        prior: feedback priors for ranking suggestions (the feedback store), neutral if None.
+        extra_intent_examples: (text, intent id) pairs learnt on top of the taxonomy's examples,
+            e.g. agents' intent corrections from the feedback store.
 
     Raises:
         The loaders' errors (naming file, item and reason) when the pack's configuration is broken.
@@ -70,7 +77,7 @@ def build_assistant(
         prepare_passages(index.all_passages(), templates)
     report.warnings.extend(str(p) for p in templates.problems)
     with report.timed("intents", progress):
-        intents = _intent_stage(content, embedder)
+        intents = _intent_stage(content, embedder, extra_intent_examples)
     assistant = Assistant(
         embedder=embedder,
         index=index,
@@ -78,9 +85,13 @@ def build_assistant(
         policy=policy,
         templates=templates,
         intents=intents,
+        prior=prior,
     )
     return assistant, index, report
 
 
-def _intent_stage(content: Path, embedder: Embedder) -> IntentStage | None:
-    return None
+def _intent_stage(
+    content: Path, embedder: Embedder, extra_examples: Sequence[tuple[str, str]] = ()
+) -> IntentStage:
+    taxonomy, classifier = load_intent_classifier(content, embedder, extra_examples)
+    return IntentRouter(classifier, taxonomy)

@@ -47,7 +47,7 @@ _RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,79}$")
 _FLAG_KIND = re.compile(r"^[a-z][a-z0-9_]*\*?$")
 _COMMON_KEYS = {"id", "type", "severity", "message", "article", "title", "description"}
 _TYPE_KEYS: Mapping[RuleType, set[str]] = {
-    RuleType.REQUIRED_STEP: {"trigger", "unless", "done_when", "deadline"},
+    RuleType.REQUIRED_STEP: {"trigger", "unless", "done_when", "deadline", "done_before_trigger"},
     RuleType.ESCALATION: {"trigger", "unless", "done_when", "deadline"},
     RuleType.PROHIBITED: {"agent_says", "unless_agent_says", "when", "amount_over"},
     RuleType.CARD_READBACK: set(),
@@ -375,6 +375,11 @@ class _Parser:
                     f"deadline: unknown key {key!r} (expected before_agent_says or"
                     " within_agent_turns)"
                 )
+        early = raw.get("done_before_trigger", True)
+        if not isinstance(early, bool):
+            raise _Invalid(f"done_before_trigger: must be true or false, got {early!r}")
+        if not early:
+            fields["done_before_trigger"] = False
         return fields
 
     def _prohibited_fields(self, raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -128,8 +128,10 @@ TOKENIZER_FILE = "tokenizer.json"
 _SOURCE_FILE = "model.safetensors"
 _INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
-# int8 (per-channel dynamic quantisation of the MatMul weights) keeps the reference quality:
-# PLACEHOLDER
+# int8 (dynamic quantisation, per-channel weight scales) keeps the reference quality and is the
+# fastest: `copilot bench embed` on StackFAQ, dense-only MRR@10 torch 0.9422, onnx-fp32 0.9422,
+# onnx-int8 0.9430 (query cosine to torch: min 0.980, mean 0.995); one short query 1.4-1.6 ms
+# CPU for int8 vs 6.4 ms fp32; 150-word passages 46-54 vs 21-24 per CPU-second; file 23 vs 90 MB.
 DEFAULT_ONNX_VARIANT = "int8"
 
 # Threads for batches (indexing, the bulk lane); single queries always use one. PLACEHOLDER2

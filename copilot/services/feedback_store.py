@@ -55,7 +55,7 @@ from typing import IO, Any, Literal
 
 from sqlite_utils import Database, Migrations
 
-from copilot.core.feedback import FeedbackAction
+from copilot.core.feedback import FeedbackAction, FeedbackKind
 from copilot.core.redaction import redact
 from copilot.core.suggestions import Prior
 
@@ -107,7 +107,7 @@ _ACTION_COLUMNS: tuple[str, ...] = (
     "reason",
     "intent",
     "flag_kind",
-    "rule_id",
+    "flag_rule",
     "corrected_intent",
     "ts",
     "latency_ms",
@@ -177,7 +177,7 @@ def _m001_initial(db: Database) -> None:
             "reason": str,
             "intent": str,
             "flag_kind": str,
-            "rule_id": str,
+            "flag_rule": str,
             "corrected_intent": str,
             "ts": float,
             "latency_ms": float,
@@ -196,7 +196,7 @@ def _item_key(p: str) -> str:
     """SQL for what a row's counts are kept against (``p`` is ``NEW.``, ``OLD.`` or "")."""
     return (
         f"CASE WHEN {p}kind IN ('flag_shown', 'flag_wrong')"
-        f" THEN COALESCE({p}rule_id, {p}flag_kind, '')"
+        f" THEN COALESCE({p}flag_rule, {p}flag_kind, '')"
         f" WHEN {p}kind IN ('article_helpful', 'article_not_helpful')"
         f" THEN COALESCE({p}article_id, {p}item_id, '')"
         f" ELSE COALESCE({p}item_id, '') END"
@@ -330,7 +330,7 @@ UPDATE actions SET counted = 0 WHERE id IN (
         SELECT id, ROW_NUMBER() OVER (
             PARTITION BY conversation_id, kind,
                 CASE WHEN kind IN ('flag_shown', 'flag_wrong')
-                     THEN COALESCE(rule_id, flag_kind, '') ELSE COALESCE(suggestion_id, '') END
+                     THEN COALESCE(flag_rule, flag_kind, '') ELSE COALESCE(suggestion_id, '') END
             ORDER BY ts, id) AS position
         FROM actions WHERE kind IN ('suggestion_shown', 'flag_shown', 'flag_wrong', 'ignored')
     ) WHERE position > 1
@@ -379,12 +379,28 @@ def _rebuild_summaries(db: Database) -> None:
     db.execute(
         """
         INSERT INTO items (item_id, suggestion_kind, article_id, version, first_seen, last_seen)
-        SELECT item_id, MAX(suggestion_kind), MAX(article_id),
-               (SELECT a.item_version FROM actions AS a
-                WHERE a.item_id = actions.item_id AND a.kind = 'suggestion_shown'
-                ORDER BY a.ts DESC LIMIT 1),
-               MIN(ts), MAX(ts)
-        FROM actions WHERE kind = 'suggestion_shown' AND item_id IS NOT NULL GROUP BY item_id
+        SELECT seen.item_id, seen.suggestion_kind, seen.article_id, latest.item_version,
+               seen.first_seen, seen.last_seen
+        FROM (SELECT item_id, MAX(suggestion_kind) AS suggestion_kind,
+                     MAX(article_id) AS article_id, MIN(ts) AS first_seen, MAX(ts) AS last_seen
+              FROM actions WHERE kind = 'suggestion_shown' AND item_id IS NOT NULL
+              GROUP BY item_id) AS seen
+        -- SQLite takes a bare column from the row holding MAX(ts): the latest version.
+        JOIN (SELECT item_id, item_version, MAX(ts) FROM actions
+              WHERE kind = 'suggestion_shown' AND item_id IS NOT NULL GROUP BY item_id) AS latest
+        USING (item_id)
+        """
+    )
+
+
+def _add_missing_conversations(db: Database) -> None:
+    """A conversations row for every conversation that only has actions (erase needs one)."""
+    db.execute(
+        """
+        INSERT INTO conversations (id, started, agent_id, queue, channel)
+        SELECT conversation_id, MIN(ts), MAX(agent_id), MAX(queue), MAX(channel)
+        FROM actions WHERE conversation_id NOT IN (SELECT id FROM conversations)
+        GROUP BY conversation_id
         """
     )
 
@@ -465,6 +481,7 @@ def _m002_learning_loop(db: Database) -> None:
         db.execute(sql)
     db.execute(_RECOUNT_SQL)
     _rebuild_summaries(db)
+    _add_missing_conversations(db)
 
 
 SCHEMA_VERSION = len(MIGRATIONS._migrations)
@@ -680,12 +697,30 @@ def _parse_day(value: str | dt.date | None, name: str) -> str | None:
         raise ValueError(f"{name} must be a date like 2025-01-31, not {value!r}") from None
 
 
+def _epoch(when: dt.datetime | float) -> float:
+    """Seconds since the epoch; a naive datetime is taken as UTC."""
+    if isinstance(when, dt.datetime):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        return when.timestamp()
+    return float(when)
+
+
+def _iso(ts: float) -> str:
+    moment = dt.datetime.fromtimestamp(ts, dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
 def _day_start(day: str) -> float:
     return dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC).timestamp()
 
 
 def _rate(part: float, whole: float) -> float:
     return round(part / whole, 4) if whole else 0.0
+
+
+def _most_common(values: Iterable[str | None]) -> tuple[str, ...]:
+    return tuple(value for value, _ in Counter(v for v in values if v).most_common())
 
 
 def _slug(text: str) -> str:
@@ -812,16 +847,17 @@ class FeedbackStore:
 
     def _insert(self, conn: sqlite3.Connection, action: FeedbackAction) -> int | None:
         """Insert inside the open transaction; the row's ``counted``, or None when a repeat."""
-        kind = action.kind
+        kind = str(action.kind)
+        ts = _epoch(action.ts)
         counted = 1
         latency = action.latency_ms
         if kind == "suggestion_shown":
             counted = 0 if self._seen(conn, action, ("suggestion_shown",)) else 1
         elif kind in ("flag_shown", "flag_wrong"):
-            key = action.rule_id or action.flag_kind or ""
+            key = action.flag_rule or action.flag_kind or ""
             row = conn.execute(
                 "SELECT 1 FROM actions WHERE conversation_id = ? AND kind = ?"
-                " AND COALESCE(rule_id, flag_kind, '') = ? LIMIT 1",
+                " AND COALESCE(flag_rule, flag_kind, '') = ? LIMIT 1",
                 (action.conversation_id, kind, key),
             ).fetchone()
             counted = 0 if row else 1
@@ -831,46 +867,11 @@ class FeedbackStore:
             row = conn.execute(
                 "SELECT MAX(ts) FROM actions WHERE conversation_id = ?"
                 " AND kind = 'suggestion_shown' AND suggestion_id = ? AND ts <= ?",
-                (action.conversation_id, action.suggestion_id, action.ts),
+                (action.conversation_id, action.suggestion_id, ts),
             ).fetchone()
             if row and row[0] is not None:
-                latency = round((action.ts - row[0]) * 1000.0, 1)
-        shown_text = None if kind == "suggestion_shown" else _clean(action.shown_text)
-        sent_text = _clean(action.sent_text)
-        distance = action.edit_distance
-        if kind == "edit" and distance is None and shown_text is not None and sent_text:
-            from rapidfuzz.distance import Levenshtein
-
-            distance = Levenshtein.distance(shown_text, sent_text)
-        values = (
-            action.action_id,
-            kind,
-            action.conversation_id,
-            action.turn_id,
-            action.item_id,
-            action.suggestion_id,
-            action.suggestion_kind,
-            action.rank,
-            action.score,
-            shown_text,
-            sent_text,
-            distance,
-            action.reason,
-            action.intent,
-            action.flag_kind,
-            action.rule_id,
-            action.corrected_intent,
-            float(action.ts),
-            latency,
-            action.agent_id,
-            action.queue,
-            action.channel,
-            action.item_version,
-            action.article_id,
-            _clean(action.query),
-            counted,
-        )
-        cursor = conn.execute(_INSERT_ACTION, values)
+                latency = round((ts - row[0]) * 1000.0, 1)
+        cursor = conn.execute(_INSERT_ACTION, _values(action, ts, latency, counted))
         if cursor.rowcount == 0:
             return None
         conn.execute(
@@ -883,9 +884,54 @@ class FeedbackStore:
                 queue = COALESCE(queue, excluded.queue),
                 channel = COALESCE(channel, excluded.channel)
             """,
-            (action.conversation_id, action.ts, action.agent_id, action.queue, action.channel),
+            (action.conversation_id, ts, action.agent_id, action.queue, action.channel),
         )
         return counted
+
+    def import_actions(self, actions: Iterable[FeedbackAction], *, batch_size: int = 20000) -> int:
+        """Bulk-load many actions fast (an import from elsewhere, a benchmark).
+
+        One transaction, like `record_many`, but the summary triggers are suspended during the
+        load and the counts rebuilt once at the end, and which presentations count (a
+        suggestion shown again, a flag still raised) is decided for the whole table in one
+        query. Time to action is not derived here: pass ``latency_ms``.
+
+        Returns:
+            How many actions were new.
+        """
+        conn = self.db.conn
+        cache_size = conn.execute("PRAGMA cache_size").fetchone()[0]
+        # A large page cache while loading: the unique action-id index takes random keys.
+        conn.execute("PRAGMA cache_size = -262144")
+        try:
+            return self._import(actions, batch_size)
+        finally:
+            conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
+
+    def _import(self, actions: Iterable[FeedbackAction], batch_size: int) -> int:
+        conn = self.db.conn
+        with self._write():
+            for sql in _SUMMARY_TRIGGERS:
+                name = sql.split("TRIGGER", 1)[1].split()[0]
+                conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+            before = conn.total_changes
+            batch: list[tuple[Any, ...]] = []
+            for action in actions:
+                batch.append(_values(action, _epoch(action.ts), action.latency_ms, 1))
+                if len(batch) >= batch_size:
+                    conn.executemany(_INSERT_ACTION, batch)
+                    batch.clear()
+            if batch:
+                conn.executemany(_INSERT_ACTION, batch)
+            added = conn.total_changes - before
+            _add_missing_conversations(self.db)
+            conn.execute("UPDATE actions SET counted = 1 WHERE counted = 0")
+            conn.execute(_RECOUNT_SQL)
+            _rebuild_summaries(self.db)
+            for sql in _SUMMARY_TRIGGERS:
+                conn.execute(sql)
+        self._reload_priors()
+        return added
 
     @staticmethod
     def _seen(conn: sqlite3.Connection, action: FeedbackAction, kinds: Sequence[str]) -> bool:
@@ -900,7 +946,7 @@ class FeedbackStore:
     def _after_commit(self, actions: Iterable[FeedbackAction]) -> None:
         for action in actions:
             if action.kind in PRIOR_KINDS and action.item_id:
-                self._priors.add(action.item_id, action.intent or "", action.kind)
+                self._priors.add(action.item_id, action.intent or "", str(action.kind))
 
     def start_conversation(
         self,
@@ -988,7 +1034,7 @@ class FeedbackStore:
                 self._insert(
                     conn,
                     FeedbackAction(
-                        kind="ignored",
+                        kind=FeedbackKind.IGNORED,
                         conversation_id=conversation_id,
                         turn_id=row[9],
                         item_id=item_id,
@@ -996,7 +1042,7 @@ class FeedbackStore:
                         suggestion_kind=skind,
                         rank=row[10],
                         intent=intent,
-                        ts=when,
+                        ts=dt.datetime.fromtimestamp(when, dt.UTC),
                         agent_id=agent,
                         queue=queue,
                         channel=channel,
@@ -1218,10 +1264,8 @@ class FeedbackStore:
                     agents=len({g[3] for g in group if g[3]}),
                     text=text,
                     examples=examples,
-                    item_ids=tuple(
-                        i for i, _ in Counter(g[1] for g in group if g[1]).most_common()
-                    ),
-                    intents=tuple(i for i, _ in Counter(g[2] for g in group if g[2]).most_common()),
+                    item_ids=_most_common(g[1] for g in group),
+                    intents=_most_common(g[2] for g in group),
                     first_seen=min(g[6] for g in group),
                     last_seen=max(g[6] for g in group),
                     status=status,
@@ -1262,6 +1306,8 @@ class FeedbackStore:
         import yaml
 
         from copilot.services.content_templates import load_templates, templates_dir
+
+        _PackDumper = _pack_dumper()
 
         cluster = self._find_cluster(cluster_id)
         if cluster.status == "approved":
@@ -1311,7 +1357,7 @@ class FeedbackStore:
             "# Reply templates harvested from agents' edited replies (`copilot harvest`).\n"
             "# Review them like any other template; edit freely.\n"
         )
-        body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=96)
+        body = yaml.dump(data, Dumper=_PackDumper, sort_keys=False, allow_unicode=True, width=96)
         _atomic_write(target, header + body)
         reloaded, problems, _ = load_templates(content)
         mine = [p for p in problems if p.template_id == template_id or (p.path == str(target))]
@@ -1539,7 +1585,10 @@ class FeedbackStore:
     def iter_actions(
         self, *, since: str | dt.date | None = None, until: str | dt.date | None = None
     ) -> Iterator[dict[str, Any]]:
-        """Every stored action as a dict (oldest first), with the conversation's metadata."""
+        """Every stored action as a dict (oldest first), with the conversation's start and end.
+
+        Times are ISO-8601 UTC strings (``2025-01-31T09:30:00.000Z``); text is redacted.
+        """
         first = _parse_day(since, "since")
         last = _parse_day(until, "until")
         where: list[str] = []
@@ -1559,8 +1608,13 @@ class FeedbackStore:
             params,
         )
         names = [*columns, "conversation_started", "conversation_ended"]
+        times = {"ts", "conversation_started", "conversation_ended"}
         for row in cursor:
-            yield dict(zip(names, row, strict=True))
+            item = dict(zip(names, row, strict=True))
+            for name in times:
+                if item[name] is not None:
+                    item[name] = _iso(item[name])
+            yield item
 
     def export(
         self,
@@ -1611,6 +1665,63 @@ class FeedbackStore:
             name: conn.execute(f"SELECT COUNT(*) FROM {name}").fetchone()[0]
             for name in ("conversations", "turns", "actions")
         }
+
+
+def _values(
+    action: FeedbackAction, ts: float, latency: float | None, counted: int
+) -> tuple[Any, ...]:
+    """The ``actions`` row for an action (in `_ACTION_COLUMNS` order), its text redacted."""
+    kind = str(action.kind)
+    # What a suggestion said is kept with the answer to it, not with every presentation.
+    shown_text = None if kind == "suggestion_shown" else _clean(action.shown_text)
+    sent_text = _clean(action.sent_text)
+    distance = action.edit_distance
+    if kind == "edit" and distance is None and shown_text is not None and sent_text:
+        from rapidfuzz.distance import Levenshtein
+
+        distance = Levenshtein.distance(shown_text, sent_text)
+    return (
+        action.action_id,
+        kind,
+        action.conversation_id,
+        action.turn_id,
+        action.item_id,
+        action.suggestion_id,
+        action.suggestion_kind,
+        action.rank,
+        action.score,
+        shown_text,
+        sent_text,
+        distance,
+        None if action.reason is None else str(action.reason),
+        action.intent,
+        action.flag_kind,
+        action.flag_rule,
+        action.corrected_intent,
+        ts,
+        latency,
+        action.agent_id,
+        action.queue,
+        action.channel,
+        action.item_version,
+        action.article_id,
+        _clean(action.query),
+        counted,
+    )
+
+
+def _pack_dumper() -> type:
+    import yaml
+
+    class PackDumper(yaml.SafeDumper):
+        """Writes long text as a folded block (``>-``), like the pack's hand-written files."""
+
+    def represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+        style = ">" if len(value) > 60 else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    PackDumper.add_representer(str, represent_str)
+    return PackDumper
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -1720,7 +1831,7 @@ def _build_report(
         elif kind == "retrieval_miss":
             misses += n
     per_item: dict[str, dict[str, float]] = defaultdict(_blank)
-    for kind, skind, _intent, item, _detail, n, _s, _n in rows:
+    for kind, _skind, _intent, item, _detail, n, _s, _n in rows:
         if item and (kind == "suggestion_shown" or kind in _OUTCOMES) and n:
             field_name = "shown" if kind == "suggestion_shown" else _OUTCOMES[kind]
             per_item[item][field_name] += int(n)

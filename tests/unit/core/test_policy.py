@@ -112,11 +112,12 @@ def test_idv_goes_pending_then_done_and_then_account_talk_is_fine(spec: PolicySp
     result = run(
         spec,
         C("Can you tell me my balance please?"),
-        A("Of course. Can I take your full name, postcode and date of birth?"),
-        C("Jo Bloggs, AB1 2CD, 1 May 1980."),
+        A("Of course. Can I take your full name, postcode, date of birth and account PIN?"),
+        C("Jo Bloggs, AB1 2CD, 1 May 1980, 4821."),
         A("Thanks, you're verified. Your balance is £42.50."),
     )
-    assert status(result, "idv-before-account-details") == (StepStatus.DONE, "t2")
+    # Done when the agent confirms the check was passed, not when the items are asked for.
+    assert status(result, "idv-before-account-details") == (StepStatus.DONE, "t4")
     assert not found(result.findings, "idv-before-account-details")
 
 
@@ -159,8 +160,9 @@ def test_ledger_changes_turn_by_turn(spec: PolicySpec) -> None:
     lines = (
         A("Thanks for calling Kestrel Connect, you're speaking to Sam."),
         C("Hi, why have I been charged £60 this month?"),
-        A("Let me have a look. Can I take your postcode and date of birth?"),
-        C("AB1 2CD, 1 May 1980"),
+        A("Let me have a look. Can I take your name, postcode, date of birth and PIN?"),
+        C("Jo Bloggs, AB1 2CD, 1 May 1980, 4821"),
+        A("Thanks, that's you verified."),
     )
     turns = conv(*lines)
     idv, disclosure = [], []
@@ -171,13 +173,15 @@ def test_ledger_changes_turn_by_turn(spec: PolicySpec) -> None:
     assert idv == [
         (StepStatus.NOT_APPLICABLE, None),
         (StepStatus.PENDING, "t2"),
-        (StepStatus.DONE, "t3"),
-        (StepStatus.DONE, "t3"),
+        (StepStatus.PENDING, "t2"),  # asking for the items is not passing the check
+        (StepStatus.PENDING, "t2"),
+        (StepStatus.DONE, "t5"),
     ]
     # A phone call from the first turn ("thanks for calling"): due within two agent turns.
     assert disclosure == [
         (StepStatus.PENDING, "t1"),
         (StepStatus.PENDING, "t1"),
+        (StepStatus.MISSED, "t3"),
         (StepStatus.MISSED, "t3"),
         (StepStatus.MISSED, "t3"),
     ]
@@ -680,7 +684,14 @@ def test_draft_discussing_the_account_before_idv(spec: PolicySpec) -> None:
     [finding] = check_draft(draft, turns=asked, spec=spec)
     assert (finding.rule_id, finding.status) == ("idv-before-account-details", StepStatus.MISSED)
     assert ids(check_draft(draft, spec=spec)) == {"idv-before-account-details"}
-    verified = conv(C("What's my balance?"), A("Can I take your date of birth?"), C("1/5/80"))
+    only_asked = conv(C("What's my balance?"), A("Can I take your date of birth?"), C("1/5/80"))
+    assert ids(check_draft(draft, turns=only_asked, spec=spec)) == {"idv-before-account-details"}
+    verified = conv(
+        C("What's my balance?"),
+        A("Can I take your full name, postcode, date of birth and PIN?"),
+        C("Jo Bloggs, AB1 2CD, 1/5/80, 4821"),
+        A("Thanks, that's you verified."),
+    )
     assert check_draft(draft, turns=verified, spec=spec) == ()
     assert check_draft("Thanks, you're verified. " + draft, turns=asked, spec=spec) == ()
 
@@ -797,3 +808,190 @@ def test_anchor_prefilter_never_loses_a_match(spec: PolicySpec, data: st.DataObj
     if reference is not None and got is not None:
         assert got.span() == reference.span()
         assert _search(cue.regexes[0], text) is not None
+
+
+# -- natural phrasing: misfires reported on the demo conversations -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "said"),
+    [
+        ("no-blaming-customer", "You were told about the ETC when you signed up."),
+        ("no-blaming-customer", "You shouldn't have unplugged the hub."),
+        ("no-outcome-guarantees", "I'm sure it'll be with you by Friday."),
+        ("no-outcome-guarantees", "Rest assured the refund will be with you tomorrow."),
+        ("no-reading-out-contact-details", "The email on your account is jo.bloggs@example.com."),
+        ("no-reading-out-contact-details", "Your registered mobile is 07700 900123."),
+    ],
+)
+def test_prohibited_in_natural_phrasing(spec: PolicySpec, rule_id: str, said: str) -> None:
+    result = run(spec, C("Hello"), A(said))
+    [finding] = found(result.findings, rule_id)
+    assert finding.turn_id == "t2"
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "fine"),
+    [
+        ("no-blaming-customer", "I'm sorry - you shouldn't have to keep chasing us."),
+        ("no-blaming-customer", "No, you shouldn't have to - sorry."),
+        ("no-blaming-customer", "You shouldn't have been charged that, I'll get it removed."),
+        ("no-blaming-customer", "I can see you were told it would be waived - that was right."),
+        (
+            "refund-over-frontline-limit",
+            "Both were for your November bill, so your account is £52 in credit.",
+        ),
+        ("refund-over-frontline-limit", "Your account is in credit by £52 at the moment."),
+        ("no-outcome-guarantees", "I'm sure that's frustrating, I'll check the order now."),
+        (
+            "no-reading-out-contact-details",
+            "The reset emails go to an older address beginning with 'o'.",
+        ),
+        ("no-reading-out-contact-details", "I've changed it to oliver.grant93@gmail.com for you."),
+    ],
+)
+def test_not_prohibited_in_natural_phrasing(spec: PolicySpec, rule_id: str, fine: str) -> None:
+    assert not found(run(spec, C("Hello"), A(fine)).findings, rule_id)
+
+
+def test_a_step_whose_trigger_never_fired_is_not_applicable(spec: PolicySpec) -> None:
+    result = run(
+        spec,
+        C("I think I've been charged twice for my broadband this month."),
+        A("Sorry to hear that - let's take a look. There's no early termination charge here."),
+    )
+    assert status(result, "bereavement-condolences") == (StepStatus.NOT_APPLICABLE, None)
+    assert status(result, "cancellation-terms-explained") == (StepStatus.NOT_APPLICABLE, None)
+
+
+def test_condolences_count_only_after_the_bereavement(spec: PolicySpec) -> None:
+    lines = [
+        C("My broadband keeps dropping out."),
+        A("Sorry to hear that. Can I ask whose name the account is in?"),
+        C("It was my husband's. He passed away in June."),
+        A("Thank you. Let me look at the line."),
+    ]
+    result = run(spec, *lines)
+    assert status(result, "bereavement-condolences") == (StepStatus.PENDING, "t3")
+    lines.append(A("I'm so sorry for your loss."))
+    assert status(run(spec, *lines), "bereavement-condolences") == (StepStatus.DONE, "t5")
+
+
+def test_an_idv_done_before_the_account_question_still_counts(spec: PolicySpec) -> None:
+    result = run(
+        spec,
+        A("Thanks for calling. Can I take your full name, postcode, date of birth and PIN?"),
+        C("Jo Bloggs, AB1 2CD, 1 May 1980, 1234."),
+        A("Thanks, you're verified. How can I help?"),
+        C("What's my balance?"),
+        A("Your balance is £42.50."),
+    )
+    assert status(result, "idv-before-account-details") == (StepStatus.DONE, "t3")
+
+
+def test_exemption_before_completion_wins(spec: PolicySpec) -> None:
+    # A bereaved caller who asks to cancel: the agent's ETC words are not "terms explained".
+    result = run(
+        spec,
+        C("My dad passed away last month."),
+        A("I'm so sorry. There are never early termination charges when someone has died."),
+        C("Thank you. Do I need to cancel his broadband?"),
+    )
+    assert status(result, "cancellation-terms-explained")[0] is StepStatus.NOT_APPLICABLE
+
+
+def test_an_escalation_offered_stays_done_after_the_flag_fades(spec: PolicySpec) -> None:
+    lines = [
+        C("This is useless."),
+        A("I'm sorry."),
+        C("Absolutely useless, I'm fuming."),
+        A("I understand. I'd like my team leader to call you back within 4 working hours."),
+        C("Fine."),
+        A("It's booked."),
+        C("Ok."),
+        C("Thanks."),
+        C("Bye."),
+    ]
+    peak = flag("frustration", "critical", "t1", "t3")
+    during = run(spec, *lines[:4], flags=[peak])
+    assert status(during, "escalate-sustained-frustration") == (StepStatus.DONE, "t4")
+    # The customer calmed down: the live flag has faded, the conversation's history keeps it.
+    after = evaluate(conv(*lines), (), None, spec, history=(peak,))
+    assert status(after, "escalate-sustained-frustration") == (StepStatus.DONE, "t4")
+    # Without an offer, a faded trigger leaves nothing to do now.
+    unoffered = [*lines[:3], A("Let me check."), *lines[4:]]
+    quiet = evaluate(conv(*unoffered), (), None, spec, history=(peak,))
+    assert status(quiet, "escalate-sustained-frustration")[0] is StepStatus.NOT_APPLICABLE
+    assert not found(quiet.findings, "escalate-sustained-frustration")
+
+
+def test_a_pending_escalation_stands_while_its_flag_is_still_up(spec: PolicySpec) -> None:
+    lines = (
+        C("This is useless."),
+        A("I'm sorry."),
+        C("Absolutely useless!!"),
+        A("Let me check."),
+        C("Still useless."),
+    )
+    peak = flag("frustration", "critical", "t1", "t3")
+    # The two turns in a row have slid out of the live flag's window; the customer is still
+    # angry, so the offer is still owed.
+    now = flag("frustration", "high", "t5")
+    result = evaluate(conv(*lines), (now,), None, spec, history=(peak,))
+    assert status(result, "escalate-sustained-frustration") == (StepStatus.PENDING, "t3")
+    assert found(result.findings, "escalate-sustained-frustration")
+
+
+def test_a_missed_escalation_stays_missed_after_the_flag_fades(spec: PolicySpec) -> None:
+    lines = (
+        C("Put me through to a manager now."),
+        A("I can help you."),
+        C("Fine."),
+        A("Let me look."),
+        C("Ok."),
+    )
+    asked = flag("human_request", "high", "t1")
+    result = evaluate(conv(*lines), (), None, spec, history=(asked,))
+    assert status(result, "escalate-manager-request") == (StepStatus.MISSED, "t4")
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "I'm afraid a manager isn't available right now.",
+        "There's no team leader free at the moment.",
+        "I can't transfer you to a supervisor, but I can help.",
+    ],
+)
+def test_mentioning_a_manager_is_not_offering_one(spec: PolicySpec, said: str) -> None:
+    result = run(spec, C("I want to speak to a manager."), A(said))
+    assert status(result, "escalate-manager-request") == (StepStatus.PENDING, "t1")
+
+
+@pytest.mark.parametrize(
+    "offer",
+    [
+        "I can arrange for a team leader to call you back within 4 working hours.",
+        "I'll get my manager to ring you this afternoon.",
+        "Our team leader Sarah is joining the chat now.",
+        "I'm going to transfer you to my supervisor.",
+        "I'll escalate this to a team leader now.",
+        "I'll arrange a team leader callback within 4 working hours.",
+    ],
+)
+def test_offering_a_supervisor_counts(spec: PolicySpec, offer: str) -> None:
+    result = run(spec, C("I want to speak to a manager."), A(offer))
+    assert status(result, "escalate-manager-request") == (StepStatus.DONE, "t2")
+
+
+def test_asking_for_name_and_postcode_is_not_identity_verified(spec: PolicySpec) -> None:
+    lines = [
+        C("Why have I been charged twice?"),
+        A("Can I take your full name and postcode please?"),
+        C("Jo Bloggs, AB1 2CD."),
+        A("Thanks. And two of: your date of birth, your PIN or the last 4 digits of your card?"),
+        C("1 May 1980 and the PIN is 1234."),
+    ]
+    assert status(run(spec, *lines), "idv-before-account-details") == (StepStatus.PENDING, "t1")
+    lines.append(A("Thank you, that's you verified."))
+    assert status(run(spec, *lines), "idv-before-account-details") == (StepStatus.DONE, "t6")

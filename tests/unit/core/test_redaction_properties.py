@@ -35,11 +35,13 @@ VOCABULARY = re.findall(
     "please my the card number is it's thanks and um so here you go ok right that was yes oh "
     "well sorry again long visa on front hang let me see got it",
 )
+# Other numbers that may sit right next to the card.
+NUMBERS = ("", "on 12/05/2024", "for £38", "at 10:30", "ref CMP-123456", "2 weeks", "since 2015.")
 SEPARATORS = (" ", "-", ".", " - ", "  ")
 CONTEXTS = ("my card number is", "the long number on my visa is", "card:")
 
 PLACEHOLDER = re.compile(r"\[[A-Z ]+(?: •••• \d{4})?\]")
-TOKEN = re.compile(r"(?:double|triple)[ -]?\w+|\w+", re.IGNORECASE)
+TOKEN = re.compile(r"(?:double|triple)[ -]?\w+|\w+|\|", re.IGNORECASE)
 
 
 def luhn_check_digit(body: str) -> str:
@@ -98,10 +100,17 @@ def visible_runs(text: str) -> list[str]:
     return runs
 
 
-def assert_first_twelve_hidden(card: str, *outputs: str) -> None:
-    windows = {card[i : i + 4] for i in range(9)}  # every 4 consecutive of the first 12
+def assert_first_twelve_hidden(card: str, *outputs: str, numbers: str = "") -> None:
+    # Every 4 consecutive digits of the first 12. Digits after the 12th may stay visible, so a
+    # 4-digit string that also occurs there proves nothing and is not checked.
+    windows = {card[i : i + 4] for i in range(9)} - {
+        card[i : i + 4] for i in range(9, len(card) - 3)
+    }
+    own = set(visible_runs(numbers))  # the other numbers' digits, when left intact, are theirs
     for output in outputs:
         for run in visible_runs(output):
+            if run in own:
+                continue
             leaked = [w for w in windows if w in run]
             assert not leaked, f"{leaked} of {card} visible in {output!r}"
 
@@ -187,11 +196,16 @@ def test_a_card_in_one_turn_never_survives(
 ) -> None:
     digits, valid = card
     text, needs_context = data.draw(rendered(digits, valid))
+    numbers = data.draw(st.sampled_from(NUMBERS))
+    if data.draw(st.booleans()):
+        before = f"{before} {numbers}"
+    else:
+        after = f"{numbers} {after}"
     if needs_context:
         before = f"{before} {data.draw(st.sampled_from(CONTEXTS))}"
     turn = f"{before} {text}{data.draw(st.sampled_from(('', '.', ',', '?')))} {after}".strip()
     result = redact(turn)
-    assert_first_twelve_hidden(digits, result.text)
+    assert_first_twelve_hidden(digits, result.text, numbers=numbers)
     assert "CARD" in {s.type.value for s in result.spans}
 
 
@@ -220,12 +234,15 @@ def test_a_card_split_over_two_customer_turns_never_survives(
     spoken = form in ("spoken", "mixed")
     first_part = join(data.draw, groups[:cut], spoken=spoken)
     second_part = join(data.draw, groups[cut:], spoken=spoken)
+    numbers = data.draw(st.sampled_from(NUMBERS))
+    before = f"{numbers} {before}"
+    after = f"{after} {numbers}"
     if form == "random" and not valid:
         before = f"{before} {data.draw(st.sampled_from(CONTEXTS))}"
     conversation = Conversation()
     conversation = conversation.apply(_event("t1", f"{before} {first_part}".strip()))  # type: ignore[arg-type]
     conversation = conversation.apply(_event("t2", f"{second_part} {after}".strip()))  # type: ignore[arg-type]
-    assert_first_twelve_hidden(digits, *(t.text for t in conversation.turns))
+    assert_first_twelve_hidden(digits, *(t.text for t in conversation.turns), numbers=numbers)
 
 
 @settings(max_examples=200, deadline=None)
