@@ -378,6 +378,13 @@ class CopilotApp(QObject):
             f"The knowledge pack could not be loaded ({detail}). Fix the content pack named in "
             "the settings, then restart the co-pilot."
         )
+        self._quit_with_error_if_unattended(f"the knowledge pack could not be loaded: {detail}")
+
+    def _quit_with_error_if_unattended(self, problem: str) -> None:
+        """A demo told to quit when done must not wait forever for a replay that cannot run."""
+        if self._quit_after_replay and self._replay_turns:
+            print(f"copilot: error: {problem}", file=sys.stderr)
+            QTimer.singleShot(0, self, lambda: self._qapp.exit(1))
 
     def _model_failed(self, error: BaseException) -> None:
         detail = str(error).strip() or type(error).__name__
@@ -386,6 +393,7 @@ class CopilotApp(QObject):
             f"The language model could not be loaded ({detail}). Suggestions and knowledge "
             "articles stay empty until it loads; `copilot model export` rebuilds it."
         )
+        self._quit_with_error_if_unattended(f"the language model could not be loaded: {detail}")
 
     # --- actions ------------------------------------------------------------------------------
 

@@ -303,6 +303,8 @@ def _bench(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         intent = report["by_intent"][0]["intent"] if report["by_intent"] else None
         variants = {
             "last_30_days": {"since": since},
+            # Every day through the daily counts (the slowest form: a period covering it all).
+            "last_365_days": {"since": (end - dt.timedelta(days=365)).date().isoformat()},
             "one_intent": {"intent": intent},
             "templates_only": {"kind": "template"},
             "one_intent_last_30_days": {"since": since, "intent": intent},

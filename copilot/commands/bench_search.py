@@ -76,6 +76,7 @@ def _synthetic_index(directory: Path, size: int, embedder: Any, vocabulary: list
     from copilot.services.knowledge_index import KnowledgeIndex, _write_generation
     from copilot.services.loaders import LoadedArticle
 
+    directory.mkdir(parents=True, exist_ok=True)
     rng = random.Random(7)
     per_article = 10
     loaded = []

@@ -169,7 +169,7 @@ def render_screenshot(
 
     existing = QApplication.instance()
     qapp = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0]])
-    sheet, palette = qapp.styleSheet(), qapp.palette()
+    sheet, palette, style = qapp.styleSheet(), qapp.palette(), qapp.style().name()
     ThemeManager(qapp).apply(theme)
     window = MainWindow(use_tray=False, always_on_top=False)
     runner = TaskRunner()
@@ -206,4 +206,5 @@ def render_screenshot(
         qapp.processEvents()
         qapp.setStyleSheet(sheet)
         qapp.setPalette(palette)
+        qapp.setStyle(style)
     return out

@@ -181,9 +181,6 @@ class Conversation:
     _digests: tuple[bytes, ...] = field(default=(), repr=False, compare=False)
     _key: bytes = field(default_factory=_new_key, repr=False, compare=False)
 
-    def __len__(self) -> int:
-        return len(self.turns)
-
     def apply(self, turn: Turn) -> Conversation:
         """Return the conversation after `turn` (from `parse_turn_event`) arrived.
 

@@ -284,6 +284,8 @@ class Assistant:
             "signals", lambda: self._signals_of(conversation), None
         )
         flags: tuple[Any, ...] = signals.flags if signals else ()
+        # Every flag raised so far, at its peak: an escalation offered stays done after it fades.
+        history: tuple[Any, ...] = signals.history if signals else ()
         intent: IntentGuess | None = None
         if self.intents is not None and vector is not None:
             stage = self.intents
@@ -299,7 +301,11 @@ class Assistant:
             (h.best.dense_rank is not None and h.best.score >= CONFIDENT_RETRIEVAL) for h in hits
         )
         policy: PolicyResult | None = timer.run(
-            "policy", lambda: evaluate(turns, flags, intent_id, self.policy, channel=channel), None
+            "policy",
+            lambda: evaluate(
+                turns, flags, intent_id, self.policy, channel=channel, history=history
+            ),
+            None,
         )
 
         def draft_check(text: str) -> Sequence[Any]:
@@ -310,6 +316,7 @@ class Assistant:
                 spec=self.policy,
                 intent=intent_id,
                 channel=channel,
+                history=history,
             )
 
         suggestions: tuple[Suggestion, ...] = ()

@@ -256,14 +256,15 @@ _PLACEHOLDER_RE = re.compile(r"\[(?:CARD|PHONE)(?: •••• \d{1,4})?\]")
 _LAST_DIGIT_RE = re.compile(r"\d\D*\Z")
 # At least six digits close together: the least any typed number detector needs.
 _DENSE_DIGITS_RE = re.compile(r"\d(?:[^\d\n]{0,3}\d){5}")
-# Words that can start a spoken run, searched in lower-cased text without word boundaries:
-# over-matching ("someone") only costs a slower scan. Literal alternatives let the engine skip.
 _LONE_O_RE = re.compile(r"\bo\b")
+# "the new one", "that one": the pronoun, not a digit.
 _PRONOUN_BEFORE_RE = re.compile(
     r"\b(?:the|a|this|that|which|each|every|any|no|another|other|new|old|same|right|wrong"
     r"|only|last|first|next|little|big|good|bad|my|your|his|her|our|their|its)[ \t]+\Z",
     re.IGNORECASE,
 )
+# Words that can start a spoken run, searched in lower-cased text without word boundaries:
+# over-matching ("someone") only costs a slower scan. Literal alternatives let the engine skip.
 _SPOKEN_HINT_RE = re.compile(
     "zero|one|two|three|four|five|six|seven|eight|nine|nought|nil|double|triple|treble"
 )
@@ -631,11 +632,10 @@ def _card_candidate(text: str, run: _Run, card_ctx: bool) -> tuple[_Run, str] | 
         if card_ctx:
             return run, _card_placeholder(digits)  # after "my card number is": all of it
         if windows:
-            # Unclear where the card starts and ends: hide every stretch that could be it.
+            # Part of the run could be a card but it is unclear where that starts and ends
+            # ("since 2015. 4111 ..."): hide the whole run, numbers beside the card included.
             best = max(windows, key=lambda w: (w.card_like, w.luhn, len(w.digits)))
-            first = min(w.i for w in windows)
-            last = max(w.j for w in windows)
-            return run.sub(first, last), _card_placeholder(best.digits)
+            return run, _card_placeholder(digits if whole_fits else best.digits)
         if n > 19 and _card_like_grouping(text, run):
             return run, _card_placeholder(digits)
         return None
@@ -704,9 +704,10 @@ _ACCOUNT_CTX_RE = re.compile(r"\b(?:bank )?account (?:number|no\.?|num)\b", re.I
 
 _PASSWORD_RE = re.compile(
     r"\b(?:pass(?:word|code|phrase)|pwd)\b"
-    r"(?:(?P<colon>[ \t]*[:=][ \t]*)|[ \t]+(?:is|was|would be|should be)[ \t]*[:=]?[ \t]*"
+    r"(?:(?P<colon>[ \t]*[:=][ \t]*)"
+    r"|[ \t]+(?:is|was|would be|should be)(?:[ \t]*[:=][ \t]*|[ \t]+)"  # not "isn't"
     r"|[ \t]+it'?s[ \t]+)"
-    r"[\"'“‘]?(?P<secret>[^\s\"'”’]+)",
+    r"[\"'“‘]?(?P<secret>[^\s\"'”’.,;:?!)][^\s\"'”’]*)",
     re.IGNORECASE,
 )
 # Words that follow "my password is" without being the password.
@@ -863,11 +864,10 @@ def _password(text: str, out: list[_Cand]) -> None:
         start, end = m.span("secret")
         secret = m.group("secret")
         stripped = secret.rstrip(".,?;:)")  # "!" is kept: passwords end with it more often
-        if stripped:
-            end -= len(secret) - len(stripped)
-            secret = stripped
-        if secret.startswith("[") or not secret:
-            continue  # already a placeholder
+        end -= len(secret) - len(stripped)
+        secret = stripped
+        if not secret or secret.startswith("["):
+            continue  # nothing, or already a placeholder
         low = secret.lower()
         # "Choose a new password: at least 10 characters" is advice, not a password.
         if low in _NOT_SECRETS or (
@@ -1061,7 +1061,16 @@ def _continue_with(
         or _card_context(text, lead)
     )
     fragments_card_like = all(f.card_like for f in context.fragments)
-    for j in range(len(lead.units), 0, -1):
+    # Leading parts of the run short enough to finish a card: at most 19 units, so the loops
+    # below stay small however long the run is.
+    prefixes = []
+    size = 0
+    for j, unit in enumerate(lead.units, start=1):
+        size += len(unit.digits)
+        if size > 19:
+            break
+        prefixes.append(j)
+    for j in reversed(prefixes):
         if before[0] == "0":
             break
         part = lead.sub(0, j)
@@ -1084,7 +1093,7 @@ def _continue_with(
         tail = before[start:]
         if tail[0] == "0":
             continue
-        for j in range(len(lead.units), 0, -1):
+        for j in reversed(prefixes):
             part = lead.sub(0, j)
             combined = tail + part.digits
             if 13 <= len(combined) <= 19 and luhn_valid(combined):

@@ -501,6 +501,12 @@ def _sentiment(
         v = _number(value, f"{key}.lexicon.{word}", -4.0, 4.0)
         norm = word.strip().lower().replace("’", "'")
         (phrases if " " in norm else valence)[norm] = v
+        bare = norm.replace("'", "")
+        if bare != norm and not _APOSTROPHE_REQUIRED.intersection(norm.split()):
+            # typed without the apostrophe ("isnt working"), unless the pack lists that too
+            bare_table = phrases if " " in bare else valence
+            if bare not in lexicon:
+                bare_table[bare] = v
     boosters = {}
     for word, value in _mapping(data.get("boosters", {}), f"{key}.boosters").items():
         if " " in word.strip():

@@ -20,6 +20,7 @@ from PySide6.QtCore import QAbstractListModel, QByteArray, QModelIndex, QObject,
 
 from copilot.core.models import ArticleHit
 from copilot.core.policy import PolicyResult
+from copilot.core.slots import SLOT_LABELS
 from copilot.core.suggestions import Suggestion
 
 # --- shared wording -----------------------------------------------------------------------------
@@ -389,7 +390,7 @@ class SuggestionListModel(TupleListModel):
         if role == self.RankRole:
             return row + 1
         if role == self.MissingSlotsRole:
-            return ", ".join(s.missing_slots)
+            return ", ".join(SLOT_LABELS.get(n, n.replace("_", " ")) for n in s.missing_slots)
         if role == self.IdRole:
             return s.id
         return None
@@ -455,15 +456,22 @@ class ConversationRow:
 
     @property
     def label(self) -> str:
+        """ "Nadia Rahman · ⚠ CRITICAL · Refund request": the flag before the intent, since a
+        narrow switcher cuts the end off."""
         parts = [self.customer]
+        if self.worst_level:
+            parts.append(f"{LEVEL_ICONS.get(self.worst_level, '●')} {level_text(self.worst_level)}")
         if self.intent:
             parts.append(self.intent)
-        if self.worst_level:
-            parts.append(
-                f"{LEVEL_ICONS.get(self.worst_level, '●')} {level_text(self.worst_level)} "
-                f"{kind_label(self.worst_kind).lower()}"
-            )
         return " · ".join(parts)
+
+    @property
+    def description(self) -> str:
+        flag = ""
+        if self.worst_level:
+            flag = f", worst flag {level_text(self.worst_level)} {kind_label(self.worst_kind)}"
+        intent = f", intent {self.intent}" if self.intent else ""
+        return f"{self.customer}{flag}{intent} ({self.turns} turns, id {self.conversation_id})"
 
 
 class ConversationListModel(TupleListModel):
@@ -484,7 +492,7 @@ class ConversationListModel(TupleListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return row_item.label
         if role in (Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.AccessibleTextRole):
-            return f"{row_item.label} ({row_item.turns} turns, id {row_item.conversation_id})"
+            return row_item.description
         if role == self.IdRole:
             return row_item.conversation_id
         if role == self.CustomerRole:

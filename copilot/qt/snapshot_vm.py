@@ -104,6 +104,7 @@ class RoutingView:
     reasons: tuple[str, ...]
     intent_id: str | None
     corrected: str | None
+    layer_id: str | None = None
 
     @property
     def accessible_text(self) -> str:
@@ -279,7 +280,9 @@ class SnapshotViewModel(QObject):
         else:
             headline = "No confident intent (out of scope)"
         layer = layer_label(guess.layer) if guess.layer else ""
-        return RoutingView(headline, layer, tuple(guess.reasons), guess.intent, corrected)
+        return RoutingView(
+            headline, layer, tuple(guess.reasons), guess.intent, corrected, guess.layer
+        )
 
     def intent_choices(self) -> tuple[tuple[str, str], ...]:
         backend = self._conversations.backend

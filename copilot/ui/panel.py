@@ -399,7 +399,7 @@ class CopilotPanel(QWidget):
 
     def focus_search(self) -> None:
         edit = self.articles.search_edit
-        self._ensure_visible(edit)
+        self.ensure_visible(edit)
         edit.setFocus(Qt.FocusReason.ShortcutFocusReason)
         edit.selectAll()
 
@@ -440,11 +440,12 @@ class CopilotPanel(QWidget):
         dialog.show()
         return dialog
 
-    def _ensure_visible(self, widget: QWidget) -> None:
+    def ensure_visible(self, widget: QWidget) -> None:
+        """Scroll the window's section area so ``widget`` (inside the panel) is on screen."""
         parent = self.parentWidget()
         while parent is not None and not isinstance(parent, QScrollArea):
             parent = parent.parentWidget()
-        if isinstance(parent, QScrollArea):
+        if isinstance(parent, QScrollArea) and parent.widget().isAncestorOf(widget):
             parent.ensureWidgetVisible(widget, 0, 40)
 
     # --- state --------------------------------------------------------------------------------

@@ -374,6 +374,8 @@ class FlagsSection(Section):
         self.routing_label.setAccessibleDescription(routing.accessible_text)
         self.layer_label.setText(f"Owner: {routing.layer}" if routing.layer else "")
         self.layer_label.setVisible(bool(routing.layer))
+        self.layer_label.setProperty("layer", routing.layer_id or "")
+        repolish(self.layer_label)
         self.reasons_label.setText(" · ".join(routing.reasons))
         self.reasons_label.setVisible(bool(routing.reasons))
 

@@ -4,7 +4,8 @@ A child process records actions in a loop and prints each action id once `record
 returned (the moment the panel would acknowledge it). It is killed with SIGKILL at a random
 moment, 100 times against the same database; after each kill every acknowledged id must be
 stored, ``PRAGMA integrity_check`` must say ok, and the summary counts must match the actions
-(the triggers commit with the insert or not at all).
+(the triggers commit with the insert or not at all). A second test kills children while they
+create a new database (migrations included): the file must always open at the current schema.
 
 Importing the store takes about half a second here, so the child is forked from a small
 long-lived script (a "zygote") that has already imported it: each round costs a fork, not an
@@ -82,16 +83,16 @@ def child(path, round_):
         n += 1
 
 
-path = sys.argv[1]
 for line in sys.stdin:
     line = line.strip()
     if not line or line == "quit":
         break
+    round_, path = line.split(" ", 1)
     sys.stdout.flush()
     pid = os.fork()
     if pid == 0:
         try:
-            child(path, int(line))
+            child(path, int(round_))
         finally:
             os._exit(1)
     os.waitpid(pid, 0)
@@ -119,40 +120,76 @@ def check(path: Path, acknowledged: set[str]) -> int:
         conn.close()
 
 
+class Zygote:
+    """The long-lived script that forks a recording child per round."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        script = tmp_path / "zygote.py"
+        script.write_text(ZYGOTE, encoding="utf-8")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(script)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+
+    def kill_round(self, round_: int, path: Path, delay: float) -> set[str]:
+        """Start a child recording into `path`, SIGKILL it after `delay` s; the acked ids."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{round_} {path}\n")
+        self.proc.stdin.flush()
+        first = self.proc.stdout.readline().split()
+        assert first[:1] == ["pid"], first
+        time.sleep(delay)
+        os.kill(int(first[1]), signal.SIGKILL)
+        acked = set()
+        while (line := self.proc.stdout.readline().strip()) != "dead":
+            assert line.startswith("ack "), line
+            acked.add(line[4:])
+        return acked
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("quit\n")
+        self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+        self.proc.stdout.close()
+
+
 def test_sigkill_at_random_moments_loses_no_acknowledged_action(tmp_path: Path) -> None:
     path = tmp_path / "feedback.sqlite3"
-    script = tmp_path / "zygote.py"
-    script.write_text(ZYGOTE, encoding="utf-8")
     rng = random.Random(20250303)
     acknowledged: set[str] = set()
     started = time.monotonic()
-    zygote = subprocess.Popen(
-        [sys.executable, str(script), str(path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        bufsize=1,
-    )
-    assert zygote.stdin is not None and zygote.stdout is not None
+    zygote = Zygote(tmp_path)
     stored = 0
     try:
         for round_ in range(ROUNDS):
-            zygote.stdin.write(f"{round_}\n")
-            zygote.stdin.flush()
-            first = zygote.stdout.readline().split()
-            assert first[:1] == ["pid"], first
-            # Sometimes while the store opens (or migrates), mostly mid-stream of commits.
-            time.sleep(rng.choice((0.0, 0.002, 0.01)) if round_ % 10 == 0 else rng.uniform(0, 0.1))
-            os.kill(int(first[1]), signal.SIGKILL)
-            while (line := zygote.stdout.readline().strip()) != "dead":
-                assert line.startswith("ack "), line
-                acknowledged.add(line[4:])
+            # Mostly mid-stream of commits; every tenth round early, while the store opens.
+            delay = rng.choice((0.0, 0.002, 0.01)) if round_ % 10 == 0 else rng.uniform(0, 0.1)
+            acknowledged |= zygote.kill_round(round_, path, delay)
             stored = check(path, acknowledged)
     finally:
-        zygote.stdin.write("quit\n")
-        zygote.stdin.close()
-        zygote.wait(timeout=10)
-        zygote.stdout.close()
+        zygote.close()
     assert len(acknowledged) > ROUNDS  # the kills did land mid-stream
     assert stored >= len(acknowledged)
     assert time.monotonic() - started < 60
+
+
+def test_sigkill_while_a_new_database_is_created_leaves_one_that_opens(tmp_path: Path) -> None:
+    from copilot.services.feedback_store import SCHEMA_VERSION, FeedbackStore
+
+    rng = random.Random(7)
+    zygote = Zygote(tmp_path)
+    try:
+        for round_ in range(15):
+            path = tmp_path / f"fresh-{round_}.sqlite3"
+            acked = zygote.kill_round(round_, path, rng.uniform(0, 0.03))
+            check(path, acked)
+            with FeedbackStore(path) as store:
+                assert store.schema_version == SCHEMA_VERSION
+                # At most one action committed but killed before its id was printed.
+                assert len(acked) <= store.counts()["actions"] <= len(acked) + 1
+    finally:
+        zygote.close()

@@ -66,12 +66,27 @@ def test_cli_subcommands_never_import_qt(tmp_path: Path) -> None:
     assert result.stdout.strip().splitlines()[-1] == "QT False"
 
 
+def _empty_backend(content: Path, data: Path, embedder: Any) -> Any:
+    from copilot.qt.conversations_vm import PanelBackend
+
+    class _NoPipeline:
+        intents = None
+
+        def analyse(self, conversation: Any, *, generation: int = 0) -> Any:
+            raise RuntimeError("no pipeline in shell tests")
+
+    return PanelBackend(assistant=_NoPipeline())  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def make_app(qapp: QApplication, data_dir: Path) -> Iterator[Callable[..., CopilotApp]]:
     sheet, palette, style = qapp.styleSheet(), qapp.palette(), qapp.style().name()
     apps: list[CopilotApp] = []
 
     def make(**kwargs: Any) -> CopilotApp:
+        # These tests are about the shell: the knowledge pack (seconds of bulk-lane work, see
+        # test_app_panel.py) would only delay their own bulk tasks.
+        kwargs.setdefault("backend_loader", _empty_backend)
         app = CopilotApp(qapp, data_dir, use_tray=False, **kwargs)
         apps.append(app)
         assert app.start()

@@ -144,7 +144,7 @@ def test_final_turns_are_kept_in_arrival_order() -> None:
     )
     assert [t.turn_id for t in conversation.turns] == ["b", "a", "c"]
     assert conversation.conversation_id == "c1"
-    assert len(conversation) == 3
+    assert len(conversation.turns) == 3
 
 
 def test_apply_returns_a_new_conversation_and_leaves_the_old_one() -> None:

@@ -961,6 +961,8 @@ def test_a_missed_escalation_stays_missed_after_the_flag_fades(spec: PolicySpec)
         "I'm afraid a manager isn't available right now.",
         "There's no team leader free at the moment.",
         "I can't transfer you to a supervisor, but I can help.",
+        "I understand you want to speak to a manager.",
+        "A team leader can't call you back today, sorry.",
     ],
 )
 def test_mentioning_a_manager_is_not_offering_one(spec: PolicySpec, said: str) -> None:
@@ -977,6 +979,8 @@ def test_mentioning_a_manager_is_not_offering_one(spec: PolicySpec, said: str) -
         "I'm going to transfer you to my supervisor.",
         "I'll escalate this to a team leader now.",
         "I'll arrange a team leader callback within 4 working hours.",
+        "Would you like to speak to a manager?",
+        "I've requested a callback from a team leader for this afternoon.",
     ],
 )
 def test_offering_a_supervisor_counts(spec: PolicySpec, offer: str) -> None:

@@ -209,6 +209,22 @@ def test_ibans(text: str) -> None:
     assert digits_left(result.text) == ""
 
 
+def test_iban_lengths_match_the_python_stdnum_registry() -> None:
+    from importlib.resources import files
+
+    from copilot.core.redaction import _IBAN_LENGTHS
+
+    registry = files("stdnum").joinpath("iban.dat").read_text(encoding="utf-8")
+    lengths = {
+        m.group(1): 4 + sum(int(n) for n in re.findall(r"(\d+)!", m.group(2)))
+        for m in re.finditer(r'^([A-Z]{2}) .*?bban="([^"]+)"', registry, re.MULTILINE)
+    }
+    assert lengths
+    assert {cc: n for cc, n in lengths.items() if cc in _IBAN_LENGTHS} == {
+        cc: _IBAN_LENGTHS[cc] for cc in lengths if cc in _IBAN_LENGTHS
+    }
+
+
 def test_iban_shaped_text_of_the_wrong_length_is_not_an_iban() -> None:
     assert "IBAN" not in types("code GB82WEST123456987654")  # 20 chars, GB needs 22
 
@@ -340,6 +356,10 @@ def test_passwords_and_pins(text: str, expected: str) -> None:
         "my PIN is blocked after 5 tries",
         "I forgot my password",
         "the password was changed on 12/05/2024",
+        "My password isn't being accepted",
+        "I don't know what my password is.",
+        "I don't know what my passcode is, can you help?",
+        "Choose a new password: at least 10 characters",
     ],
 )
 def test_password_talk_without_a_password(text: str) -> None:
@@ -448,6 +468,8 @@ def test_a_typical_turn_is_redacted_in_well_under_a_millisecond() -> None:
     ],
 )
 def test_pathological_input_does_not_hang(text: str) -> None:
-    started = time.perf_counter()
-    redact(text)
-    assert time.perf_counter() - started < 1.0
+    after_card_start = redact("my card number is 4111 1111").context
+    for context in (None, after_card_start):
+        started = time.perf_counter()
+        redact(text, context=context)
+        assert time.perf_counter() - started < 1.0

@@ -583,3 +583,31 @@ def test_history_keeps_a_flag_that_has_faded(config: SignalConfig) -> None:
     # conversation-scoped flags are the same object in both
     bereaved = aggregate(conversation(("customer", "My wife passed away.")), config)
     assert bereaved.history == bereaved.flags
+
+
+@pytest.mark.parametrize(
+    ("suppressed_by", "reason"),
+    [(["grief"], "is not a flag kind"), (["churn_risk"], "cannot suppress itself")],
+)
+def test_suppressed_by_names_flag_kinds(suppressed_by: list[str], reason: str) -> None:
+    rule = {"patterns": ["cancel*"], "suppressed_by": suppressed_by}
+    with pytest.raises(SignalConfigError) as info:
+        build_signal_config({"flags": {"churn_risk": rule}})
+    assert info.value.key == "flags.churn_risk.suppressed_by[0]"
+    assert reason in info.value.reason
+
+
+@pytest.mark.parametrize(
+    ("typed", "spelled"),
+    [
+        ("The engineer didnt turn up.", "The engineer didn't turn up."),
+        ("The internet isnt working again.", "The internet isn’t working again."),
+    ],
+)
+def test_sentiment_phrases_match_without_apostrophes(
+    config: SignalConfig, typed: str, spelled: str
+) -> None:
+    def score(text: str) -> float:
+        return analyse_turn(text, turn_id="t", config=config).sentiment.score
+
+    assert score(typed) == score(spelled) < 0

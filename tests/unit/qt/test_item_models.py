@@ -166,8 +166,9 @@ def test_conversation_model_changes_row_by_row(qtmodeltester: Any) -> None:
     model.upsert(ConversationRow("a", "Nadia Rahman", "Cancel", "critical", "legal_threat", 4))
     assert inserted == [(0, 0), (1, 1)]
     assert changed == [0]  # the repeat changed nothing
-    assert model.value(0, Qt.ItemDataRole.DisplayRole) == (
-        "Nadia Rahman · Cancel · ⚠ CRITICAL legal threat"
+    assert model.value(0, Qt.ItemDataRole.DisplayRole) == "Nadia Rahman · ⚠ CRITICAL · Cancel"
+    assert model.value(0, Qt.ItemDataRole.ToolTipRole) == (
+        "Nadia Rahman, worst flag CRITICAL Legal threat, intent Cancel (4 turns, id a)"
     )
     model.remove("a")
     model.remove("missing")

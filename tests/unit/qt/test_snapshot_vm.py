@@ -1,4 +1,4 @@
-"""The snapshot view-model: what is recorded without a click, drafts, handover, feedback plumbing."""
+"""The snapshot view-model: what is recorded without a click, drafts, handover, plumbing."""
 
 from __future__ import annotations
 
