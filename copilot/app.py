@@ -21,6 +21,7 @@ first-paint benchmark use it.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -87,10 +88,10 @@ def _onnx_cache_problem(data_dir: Path) -> str | None:
     )
 
 
-def _default_backend_loader(content: Path, data: Path, embedder: Any) -> Any:
+def _default_backend_loader(content: Path, data: Path, embedder: Any, prior: Any = None) -> Any:
     from copilot.qt.conversations_vm import load_backend
 
-    return load_backend(content, data, embedder)
+    return load_backend(content, data, embedder, prior=prior)
 
 
 def _timed(loader: BackendLoader, content: Path, data: Path, embedder: Any) -> tuple[Any, float]:
@@ -262,11 +263,20 @@ class CopilotApp(QObject):
         """Create the panel (view-models, sections, input, shortcuts) on the window."""
         if self.panel is not None:
             return
-        from copilot.services.feedback_memory import MemoryFeedbackSink
+        from copilot.services.feedback_store import LazyStoreSink, feedback_db_path
         from copilot.ui.panel import build_panel
 
         if self.feedback_sink is None:
-            self.feedback_sink = MemoryFeedbackSink()
+            # The SQLite store is opened by the db lane's thread, the only one that touches it;
+            # every later write is queued behind this on the same lane.
+            sink = LazyStoreSink(feedback_db_path(self._data_dir))
+            self.feedback_sink = sink
+            self.runner.run(
+                "db",
+                sink.open,
+                self.settings_vm.settings.retention_days,
+                description="Opening the feedback store",
+            )
         self.panel = build_panel(
             self.window,
             self.runner,
@@ -325,10 +335,14 @@ class CopilotApp(QObject):
 
     def load_backend(self, embedder: Any) -> None:
         """Load the content pack and open the index on the bulk lane; then enable the panel."""
+        loader = self._backend_loader
+        if loader is _default_backend_loader and hasattr(self.feedback_sink, "prior"):
+            # Suggestions are ranked with what agents accepted before.
+            loader = functools.partial(_default_backend_loader, prior=self.feedback_sink)
         self.runner.run(
             BULK,
             _timed,
-            self._backend_loader,
+            loader,
             self.content_dir(),
             self._data_dir,
             embedder,

@@ -46,11 +46,14 @@ def fake_embedder():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def real_embedder() -> Iterator[object]:
-    """The bundled MiniLM through the default backend, loaded once per test session."""
-    from copilot.services.embedders import SentenceTransformerEmbedder
+def real_embedder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The bundled MiniLM through the default (ONNX) backend, exported once per test session.
 
-    yield SentenceTransformerEmbedder()
+    The reference torch backend has its own tests in tests/unit/services/test_embedders.py.
+    """
+    from copilot.services.embedders import load_embedder
+
+    yield load_embedder("onnx", tmp_path_factory.mktemp("model-cache"))
 
 
 # --- keyring: tests never read or write the developer's real keyring -----------------------------

@@ -84,6 +84,7 @@ def load_backend(
     embedder: Embedder,
     *,
     progress: Callable[[str], None] | None = None,
+    prior: Any = None,
 ) -> PanelBackend:
     """Load the content pack and open (or build) the index: blocking, run it on the bulk lane.
 
@@ -92,7 +93,9 @@ def load_backend(
     """
     from copilot.services.assistant import build_assistant
 
-    assistant, index, report = build_assistant(content, data, embedder, progress=progress)
+    assistant, index, report = build_assistant(
+        content, data, embedder, progress=progress, prior=prior
+    )
     return PanelBackend(
         assistant=assistant,
         index=index,

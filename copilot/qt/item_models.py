@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from PySide6.QtCore import QAbstractListModel, QByteArray, QModelIndex, QObject, Qt
+from PySide6.QtGui import Qt as GuiQt
 
 from copilot.core.models import ArticleHit
 from copilot.core.policy import PolicyResult
@@ -109,7 +110,12 @@ class TupleListModel(QAbstractListModel):
         item = self._items[row]
         if role == ItemRole:
             return item
-        return self._value(item, row, int(role))
+        value = self._value(item, row, int(role))
+        if role == Qt.ItemDataRole.ToolTipRole and isinstance(value, str):
+            # Views show tooltips as rich text when they look like HTML: customer words in a
+            # tooltip must read literally ("<img src=x>"), so they are escaped here.
+            return GuiQt.convertFromPlainText(value, Qt.WhiteSpaceMode.WhiteSpaceNormal)
+        return value
 
     def flags(self, index: QModelIndex) -> Qt.ItemFlag:
         if not index.isValid():

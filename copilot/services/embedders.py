@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -134,10 +135,10 @@ _INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 # CPU for int8 vs 6.4 ms fp32; 150-word passages 46-54 vs 21-24 per CPU-second; file 23 vs 90 MB.
 DEFAULT_ONNX_VARIANT = "int8"
 
-# Threads for batches of texts (indexing, the bulk lane); single queries always use one. Two
-# threads spend 5% more CPU per passage than one (51 vs 54 passages per CPU-second) and split
-# the work ~55/45, so an idle 2-core machine should embed ~85 passages/s instead of ~53. Spinning
-# threads made it slower (35 passages/s) when other processes shared the cores.
+# Threads sharing a batch of texts (indexing, the bulk lane); single queries always use one.
+# Measured on this 2-core machine, int8, 150-word passages: 1 thread 54-59 passages/s, 2 threads
+# 97-118 (see `OnnxEmbedder`). Capped at 2 so indexing leaves cores to the rest of the app on
+# bigger machines (more is untested).
 ONNX_BATCH_THREADS = min(2, os.cpu_count() or 1)
 _BULK_MIN_TEXTS = 8
 
@@ -190,8 +191,12 @@ class OnnxEmbedder:
     independent of the batch it came in (dynamic int8 quantisation scales each call's activations
     as a whole, so padded batches shifted vectors by up to 0.02 cosine).
 
-    A single query runs on one thread without spinning: the live pipeline owns one core and must
-    not steal the other from the GUI. Batches (indexing, bulk lane) may use ``batch_threads``.
+    Every run uses one ONNX Runtime thread without spinning: a single query (the live pipeline)
+    stays on one core and leaves the other to the GUI. A batch of 8 or more texts (indexing, the
+    bulk lane) is shared by ``batch_threads`` threads calling the same session, joined before
+    `embed` returns. On this 2-core machine that embedded 97-118 passages/s against 54-59 on one
+    thread; ONNX Runtime's own intra-op threads reached only 60-66 (they sleep and wake at every
+    operator), or 79-84 with spinning, which fell to 22-31 when other processes shared the cores.
     """
 
     def __init__(self, model_dir: Path, variant: str = "int8", *, batch_threads: int = 1) -> None:
@@ -210,25 +215,20 @@ class OnnxEmbedder:
         # truncates at 256 and needs no padding here (one text per run).
         self._tokenizer.enable_truncation(max_length=MAX_SEQ_LENGTH)
         self._tokenizer.no_padding()
-        self._ort = ort
-        self._session: Any = self._make_session(threads=1)
-        self._batch_threads = max(1, batch_threads)
-        self._batch_session: Any = None
-        self._inputs = {item.name for item in self._session.get_inputs()}
-
-    def _make_session(self, *, threads: int) -> Any:
-        ort = self._ort
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Spinning threads burn a core between calls; the GUI needs it more than we save.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
-        return ort.InferenceSession(
+        # Run() is thread-safe: one session serves the live query and the batch threads.
+        self._session: Any = ort.InferenceSession(
             str(self._model_path), options, providers=["CPUExecutionProvider"]
         )
+        self._inputs = {item.name for item in self._session.get_inputs()}
+        self._batch_threads = max(1, batch_threads)
 
     @property
     def name(self) -> str:
@@ -247,16 +247,31 @@ class OnnxEmbedder:
             return np.zeros((0, DIMENSION), dtype=np.float32)
         if len(texts) == 1:
             return self._run(self._session, self._tokenizer.encode(texts[0]).ids)[None, :]
-        session = self._session
-        # A handful of texts is still interactive work (one core); more is bulk indexing.
-        if self._batch_threads > 1 and len(texts) >= _BULK_MIN_TEXTS:
-            if self._batch_session is None:
-                self._batch_session = self._make_session(threads=self._batch_threads)
-            session = self._batch_session
         encodings = self._tokenizer.encode_batch(list(texts))
         out = np.empty((len(texts), DIMENSION), dtype=np.float32)
-        for row, encoding in enumerate(encodings):
-            out[row] = self._run(session, encoding.ids)
+        # Longest first, so that no thread is left with a long text at the end.
+        pending = iter(sorted(range(len(texts)), key=lambda row: -len(encodings[row].ids)))
+        lock = threading.Lock()
+
+        def work() -> None:
+            while True:
+                with lock:
+                    row = next(pending, None)
+                if row is None:
+                    return
+                out[row] = self._run(self._session, encodings[row].ids)
+
+        threads = self._batch_threads if len(texts) >= _BULK_MIN_TEXTS else 1
+        if threads == 1:
+            work()
+            return out
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="embed") as pool:
+            helpers = [pool.submit(work) for _ in range(threads - 1)]
+            work()
+            for helper in helpers:
+                helper.result()
         return out
 
     def _run(self, session: Any, ids: Sequence[int]) -> npt.NDArray[np.float32]:

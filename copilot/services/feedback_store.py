@@ -1952,3 +1952,46 @@ if TYPE_CHECKING:
     ) -> tuple[FeedbackSink, PriorProvider, PriorProvider]:
         """mypy checks here that the store is what the panel and the pipeline are given."""
         return store, store, priors
+
+
+class LazyStoreSink:
+    """The app's `FeedbackSink`: a `FeedbackStore` opened on the db lane's thread.
+
+    The panel sends every write through the app's single "db" lane; `open` is queued there first,
+    so the one connection is created and used by that thread alone. Until it is open, priors are
+    neutral. `prior` is safe to call from the interactive lane (the priors live in memory).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._store: FeedbackStore | None = None
+
+    def open(self, retention_days: float | None = None) -> dict[str, int]:
+        """Open (and migrate) the store, then purge conversations past the retention period."""
+        if self._store is None:
+            self._store = FeedbackStore(self.path)
+        if retention_days:
+            return self._store.purge_older_than(retention_days, vacuum=False)
+        return {}
+
+    @property
+    def store(self) -> FeedbackStore:
+        if self._store is None:
+            raise FeedbackStoreError("the feedback store is not open yet")
+        return self._store
+
+    def record(self, action: FeedbackAction) -> None:
+        """Store one action; returns only after it is committed."""
+        self.store.record(action)
+
+    def end_conversation(self, conversation_id: str, *, ended: float | None = None) -> int:
+        return self.store.end_conversation(conversation_id, ended=ended)
+
+    def prior(self, item_id: str, intent: str | None) -> Prior:
+        store = self._store
+        return store.prior(item_id, intent) if store is not None else Prior()
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None

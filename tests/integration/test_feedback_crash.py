@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -72,14 +74,20 @@ def action(round_, n):
     return FeedbackAction(**fields)
 
 
+def say(line):
+    # One write() per line: a pipe write this small is atomic, so a kill cannot cut a line
+    # in two (print() may write the text and the newline separately, e.g. PYTHONUNBUFFERED).
+    os.write(1, (line + "\n").encode())
+
+
 def child(path, round_):
-    print(f"pid {os.getpid()}", flush=True)
+    say(f"pid {os.getpid()}")
     store = FeedbackStore(path)
     n = 0
     while True:
         a = action(round_, n)
         store.record(a)
-        print(f"ack {a.action_id}", flush=True)
+        say(f"ack {a.action_id}")  # printed and flushed only once record() has returned
         n += 1
 
 
@@ -88,7 +96,6 @@ for line in sys.stdin:
     if not line or line == "quit":
         break
     round_, path = line.split(" ", 1)
-    sys.stdout.flush()
     pid = os.fork()
     if pid == 0:
         try:
@@ -96,7 +103,7 @@ for line in sys.stdin:
         finally:
             os._exit(1)
     os.waitpid(pid, 0)
-    print("dead", flush=True)
+    say("dead")
 """
 
 
@@ -133,6 +140,10 @@ class Zygote:
             text=True,
             bufsize=1,
         )
+        # Never hang the test run: a stuck zygote is killed, and reading its output then fails.
+        self.watchdog = threading.Timer(120, self.proc.kill)
+        self.watchdog.daemon = True
+        self.watchdog.start()
 
     def kill_round(self, round_: int, path: Path, delay: float) -> set[str]:
         """Start a child recording into `path`, SIGKILL it after `delay` s; the acked ids."""
@@ -144,9 +155,9 @@ class Zygote:
         time.sleep(delay)
         os.kill(int(first[1]), signal.SIGKILL)
         acked = set()
-        while (line := self.proc.stdout.readline().strip()) != "dead":
-            assert line.startswith("ack "), line
-            acked.add(line[4:])
+        while (line := self.proc.stdout.readline()) != "dead\n":
+            assert re.fullmatch(r"ack \d+-\d+\n", line), repr(line)
+            acked.add(line[4:-1])
         return acked
 
     def close(self) -> None:
@@ -155,6 +166,7 @@ class Zygote:
         self.proc.stdin.close()
         self.proc.wait(timeout=10)
         self.proc.stdout.close()
+        self.watchdog.cancel()
 
 
 def test_sigkill_at_random_moments_loses_no_acknowledged_action(tmp_path: Path) -> None:

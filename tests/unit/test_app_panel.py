@@ -15,6 +15,7 @@ from pytestqt.qtbot import QtBot
 from copilot.app import CopilotApp
 from copilot.core.feedback import FeedbackKind
 from copilot.services.embedders import HashingEmbedder
+from copilot.services.feedback_memory import MemoryFeedbackSink
 from copilot.services.transcripts import read_events
 
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("qt_leak_guard")]
@@ -96,7 +97,11 @@ def test_the_demo_replays_turns_and_feedback_reaches_the_sink(
         replace(first, conversation_id="app-demo"),
         replace(second, conversation_id="app-demo", ts=first.ts),
     ]
-    app = make_app(backend_loader=lambda c, d, e: hashing_backend, replay=turns)
+    app = make_app(
+        backend_loader=lambda c, d, e: hashing_backend,
+        replay=turns,
+        feedback_sink=MemoryFeedbackSink(),
+    )
     qtbot.waitUntil(lambda: app.replayer is not None, timeout=5000)
     with qtbot.waitSignal(app.replayer.sig_finished, timeout=5000):
         pass
@@ -109,3 +114,28 @@ def test_the_demo_replays_turns_and_feedback_reaches_the_sink(
     qtbot.waitUntil(
         lambda: bool(app.feedback_sink.of_kind(FeedbackKind.SUGGESTION_SHOWN)), timeout=3000
     )
+
+
+def test_by_default_feedback_is_committed_to_the_sqlite_store(
+    qtbot: QtBot, make_app: Callable[..., CopilotApp], hashing_backend: Any, data_dir: Path
+) -> None:
+    from copilot.services.feedback_store import FeedbackStore, LazyStoreSink, feedback_db_path
+
+    first, second = list(read_events(DEMO))[:2]
+    turns = [
+        replace(first, conversation_id="app-store"),
+        replace(second, conversation_id="app-store", ts=first.ts),
+    ]
+    app = make_app(backend_loader=lambda c, d, e: hashing_backend, replay=turns)
+    qtbot.waitUntil(lambda: app.replayer is not None, timeout=5000)
+    assert isinstance(app.feedback_sink, LazyStoreSink)
+    with qtbot.waitSignal(app.replayer.sig_finished, timeout=5000):
+        pass
+    conversations = app.panel.conversations
+    qtbot.waitUntil(
+        lambda: conversations.is_idle() and app.panel.vm.snapshot is not None, timeout=5000
+    )
+    app.shutdown()
+    with FeedbackStore(feedback_db_path(data_dir)) as store:
+        kinds = {a["kind"] for a in store.iter_actions()}
+    assert str(FeedbackKind.SUGGESTION_SHOWN) in kinds

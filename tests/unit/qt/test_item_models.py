@@ -167,9 +167,12 @@ def test_conversation_model_changes_row_by_row(qtmodeltester: Any) -> None:
     assert inserted == [(0, 0), (1, 1)]
     assert changed == [0]  # the repeat changed nothing
     assert model.value(0, Qt.ItemDataRole.DisplayRole) == "Nadia Rahman · ⚠ CRITICAL · Cancel"
-    assert model.value(0, Qt.ItemDataRole.ToolTipRole) == (
+    assert model.value(0, Qt.ItemDataRole.AccessibleTextRole) == (
         "Nadia Rahman, worst flag CRITICAL Legal threat, intent Cancel (4 turns, id a)"
     )
+    model.upsert(ConversationRow("b", "<img src=x>", "", "", "", 1))
+    # A tooltip is shown as rich text when it looks like HTML: customer words are escaped.
+    assert "&lt;img src=x&gt;" in model.value(1, Qt.ItemDataRole.ToolTipRole)
     model.remove("a")
     model.remove("missing")
     assert model.row_of("b") == 0 and model.rowCount() == 1

@@ -15,3 +15,11 @@ def onnx_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = tmp_path_factory.mktemp("onnx-data")
     export_onnx(data, variants=ONNX_VARIANTS)
     return data
+
+
+@pytest.fixture(scope="session")
+def torch_embedder() -> object:
+    """The reference backend (sentence-transformers on torch), loaded once per test session."""
+    from copilot.services.embedders import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()
