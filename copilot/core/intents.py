@@ -959,6 +959,7 @@ class IntentRouter:
             layer=str(routing.layer),
             stakes=routing.stakes.to_dict() if routing.stakes else {},
             reasons=routing.reasons,
+            articles=intent.articles if intent else (),
         )
 
 

@@ -16,6 +16,7 @@ turn id and text, so a long conversation costs no more per turn than a short one
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -40,6 +41,12 @@ QUERY_MAX_WORDS = 80
 #: Below this cosine of the best passage, retrieval "found nothing confident" (a knowledge gap).
 CONFIDENT_RETRIEVAL = 0.40
 KNOWLEDGE_HITS = 5
+#: Added (times the intent's confidence) to the fused score of the intent's own articles.
+INTENT_ARTICLE_BOOST = 0.15
+INTENT_BOOST_MIN_CONFIDENCE = 0.5
+#: The intent is classified from the last few customer turns' queries, decaying with age.
+INTENT_MEMORY_TURNS = 6
+INTENT_MEMORY_DECAY = 0.6
 
 STAGES = ("embed", "signals", "intent", "retrieve", "policy", "suggest", "summary")
 
@@ -53,6 +60,7 @@ class SearchBackend(Protocol):
         *,
         k: int = 5,
         vector: npt.NDArray[np.float32] | None = None,
+        boost: Mapping[str, float] | None = None,
     ) -> list[ArticleHit]: ...
 
 
@@ -66,6 +74,7 @@ class IntentGuess:
     layer: str | None = None
     stakes: Mapping[str, str] = field(default_factory=dict)
     reasons: tuple[str, ...] = ()
+    articles: tuple[str, ...] = ()  # the articles that back the intent (from the taxonomy)
 
     @property
     def intent(self) -> str | None:
@@ -154,6 +163,29 @@ class Snapshot:
         }
 
 
+_CONTENT_WORD = re.compile(r"[A-Za-z]{3,}")
+_NOT_CONTENT = frozenset(
+    """the and you your yes yeah yep nope not but for with that this thats it's its have has had
+    was are can could would will just okay thanks thank cheers bye please lol got one two three
+    four five six seven eight nine zero card cvv email phone password""".split()  # noqa: SIM905
+)
+
+
+def informativeness(text: str) -> float:
+    """How much a customer turn says about why they are in touch, in [0.15, 1]."""
+    words = [w for w in _CONTENT_WORD.findall(text.lower()) if w not in _NOT_CONTENT]
+    return max(0.15, min(1.0, len(words) / 8))
+
+
+def intent_boost(intent: IntentGuess | None) -> dict[str, float]:
+    """Articles that back a confident intent rank higher (and are searched even if the words
+    alone miss them): customers describe problems in their own words, the taxonomy knows which
+    articles answer them."""
+    if intent is None or intent.intent is None or intent.confidence < INTENT_BOOST_MIN_CONFIDENCE:
+        return {}
+    return {article: INTENT_ARTICLE_BOOST * intent.confidence for article in intent.articles}
+
+
 def query_text(turns: Sequence[Turn]) -> str:
     """The recent customer words the turn's query is built from (newest last)."""
     recent: list[str] = []
@@ -226,6 +258,8 @@ class Assistant:
         self._clock = clock
         self._turn_signals: OrderedDict[tuple[str, str, str], TurnSignals] = OrderedDict()
         self._vectors: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
+        # conversation id -> customer turn id -> (query vector, weight), for the intent's memory.
+        self._intent_memory: dict[str, OrderedDict[str, tuple[npt.NDArray[np.float32], float]]] = {}
 
     # -- caches ---------------------------------------------------------------------------
 
@@ -255,8 +289,32 @@ class Assistant:
             per_turn.append(analysed)
         return aggregate(per_turn, self.signals)
 
+    def _intent_vector(
+        self, conversation: Conversation, vector: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
+        """The vector the intent is classified from: recent queries, newest and wordiest first.
+
+        A conversation has one reason for contact; a turn that only answers a security question
+        ("no idea what my pin is, 582014") or says goodbye must not re-route it. So the intent
+        sees a decaying, informativeness-weighted mean of the last few turns' query vectors.
+        """
+        last = next((t for t in reversed(conversation.turns) if t.role is Role.CUSTOMER), None)
+        if last is None:
+            return vector
+        memory = self._intent_memory.setdefault(conversation.conversation_id, OrderedDict())
+        memory[last.turn_id] = (vector, informativeness(last.text))
+        memory.move_to_end(last.turn_id)
+        while len(memory) > INTENT_MEMORY_TURNS:
+            memory.popitem(last=False)
+        total = np.zeros_like(vector, dtype=np.float32)
+        for age, (past, weight) in enumerate(reversed(memory.values())):
+            total += (INTENT_MEMORY_DECAY**age) * weight * past
+        norm = float(np.linalg.norm(total))
+        return (total / norm).astype(np.float32) if norm > 0 else vector
+
     def forget(self, conversation_id: str) -> None:
         """Drop cached analysis of a conversation (ended or erased)."""
+        self._intent_memory.pop(conversation_id, None)
         for key in [k for k in self._turn_signals if k[0] == conversation_id]:
             del self._turn_signals[key]
 
@@ -289,13 +347,21 @@ class Assistant:
         intent: IntentGuess | None = None
         if self.intents is not None and vector is not None:
             stage = self.intents
-            intent = timer.run("intent", lambda: stage(vector, flags), None)
+            query_vector = vector
+            intent = timer.run(
+                "intent",
+                lambda: stage(self._intent_vector(conversation, query_vector), flags),
+                None,
+            )
         intent_id = intent.intent if intent else None
         hits: list[ArticleHit] = []
         if self.index is not None and query:
             index = self.index
+            boost = intent_boost(intent)
             hits = timer.run(
-                "retrieve", lambda: index.search(query, k=KNOWLEDGE_HITS, vector=vector), []
+                "retrieve",
+                lambda: index.search(query, k=KNOWLEDGE_HITS, vector=vector, boost=boost),
+                [],
             )
         confident = any(
             (h.best.dense_rank is not None and h.best.score >= CONFIDENT_RETRIEVAL) for h in hits

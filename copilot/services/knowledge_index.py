@@ -26,7 +26,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -179,6 +179,7 @@ class KnowledgeIndex:
         self._passages: dict[int, Passage] = {}
         self._passage_article: dict[int, str] = {}
         self._words_cache: dict[str, frozenset[str]] = {}
+        self._article_rows: dict[str, list[int]] = {}
         self._load_tables()
 
     # -- opening ------------------------------------------------------------------------------
@@ -232,6 +233,7 @@ class KnowledgeIndex:
                 )
                 self._passages[row["id"]] = passage
                 self._passage_article[row["id"]] = row["article_id"]
+                self._article_rows.setdefault(row["article_id"], []).append(row["id"])
         except sqlite3.DatabaseError as exc:
             raise IndexUnavailable(f"{self.generation.name}: passage database: {exc}") from exc
         finally:
@@ -339,6 +341,7 @@ class KnowledgeIndex:
         vector: npt.NDArray[np.float32] | None = None,
         today: dt.date | None = None,
         include_inactive: bool = False,
+        boost: Mapping[str, float] | None = None,
     ) -> list[ArticleHit]:
         """Rank articles for `query`, best first, each with its best passage.
 
@@ -350,6 +353,9 @@ class KnowledgeIndex:
             vector: A precomputed embedding of `query` (the pipeline embeds each turn once).
             today: The date expiry is judged against (default: today).
             include_inactive: Also return draft, archived and expired articles (knowledge managers).
+            boost: article id -> score added to its passages (hybrid only), e.g. the articles
+                that back the conversation's confident intent; their best passages are searched
+                even when the query alone would not reach them.
         """
         allowed = self._allowed(today or dt.date.today(), product, include_inactive)
         terms = query_terms(query)
@@ -359,9 +365,35 @@ class KnowledgeIndex:
             if vector is None:
                 vector = self._embedder.embed([query])[0]
             dense = self.dense_search(vector, CANDIDATES, allowed)
+            if boost and method == "hybrid":
+                dense = self._with_boosted(dense, vector, boost, allowed[1])
         if method in ("hybrid", "bm25"):
             bm25 = self.bm25_search(terms, CANDIDATES, allowed)
-        return self._fuse(dense, bm25, method, terms, k)
+        return self._fuse(dense, bm25, method, terms, k, boost if method == "hybrid" else None)
+
+    def _with_boosted(
+        self,
+        dense: list[tuple[int, float]],
+        vector: npt.NDArray[np.float32],
+        boost: Mapping[str, float],
+        allowed_ids: frozenset[int],
+    ) -> list[tuple[int, float]]:
+        """Add the boosted articles' passages, scored by cosine, to the dense candidates."""
+        have = {rowid for rowid, _ in dense}
+        wanted = [
+            rowid
+            for article_id in boost
+            for rowid in self._article_rows.get(article_id, ())
+            if rowid in allowed_ids and rowid not in have
+        ]
+        if not wanted:
+            return dense
+        selector = faiss.IDSelectorBatch(np.asarray(wanted, dtype=np.int64))
+        params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
+        query = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
+        scores, rowids = self._vectors.search(query, len(wanted), params=params)
+        extra = [(int(r), float(s)) for r, s in zip(rowids[0], scores[0], strict=True) if r >= 0]
+        return sorted(dense + extra, key=lambda item: -item[1])
 
     def _fuse(
         self,
@@ -370,6 +402,7 @@ class KnowledgeIndex:
         method: Method,
         terms: Sequence[str],
         k: int,
+        boost: Mapping[str, float] | None = None,
     ) -> list[ArticleHit]:
         dense_rank = {rowid: rank for rank, (rowid, _) in enumerate(dense, start=1)}
         bm25_rank = {rowid: rank for rank, (rowid, _) in enumerate(bm25, start=1)}
@@ -392,6 +425,10 @@ class KnowledgeIndex:
             for rowid, score in bm25:
                 bonus = LINEAR_BM25_WEIGHT * score / top_bm25 if top_bm25 > 0 else 0.0
                 fused[rowid] = fused.get(rowid, floor) + bonus
+        if boost:
+            scale = 1.0 if self.fusion == "linear" else 1.0 / (RRF_K + 1)
+            for rowid in fused:
+                fused[rowid] += scale * boost.get(self._passage_article[rowid], 0.0)
         per_article: dict[str, list[PassageHit]] = {}
         for rowid, score in sorted(fused.items(), key=lambda item: -item[1]):
             passage = self._passages[rowid]

@@ -21,7 +21,7 @@ def assistant(
     sample_content_module: Path, real_embedder: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Assistant:
     data = tmp_path_factory.mktemp("demo-data")
-    built, index, report = build_assistant(sample_content_module, data, real_embedder)
+    built, _index, report = build_assistant(sample_content_module, data, real_embedder)
     assert report.warnings == []
     return built
 

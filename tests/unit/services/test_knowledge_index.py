@@ -254,3 +254,17 @@ def test_old_generations_are_pruned(articles: Path, index_dir: Path) -> None:
     generations = sorted(p.name for p in index_dir.glob("gen-*"))
     assert generations == ["gen-000003", "gen-000004"]
     shutil.rmtree(index_dir)
+
+
+def test_boosted_articles_are_searched_and_ranked_higher(articles: Path, index_dir: Path) -> None:
+    embedder = HashingEmbedder()
+    build_index(index_dir, articles, embedder)
+    index = KnowledgeIndex.open(index_dir, embedder)
+    query = "charged twice for my bill"
+    assert ids(index.search(query))[0] == "KB-BIL"
+    boosted = index.search(query, boost={"KB-TEC": 1.0})
+    assert ids(boosted)[0] == "KB-TEC"
+    # Only hybrid honours the boost, and an archived or expired article is never boosted in.
+    assert ids(index.search(query, method="dense", boost={"KB-TEC": 1.0}))[0] == "KB-BIL"
+    assert "KB-GONE" not in ids(index.search(query, boost={"KB-GONE": 1.0}))
+    index.close()
