@@ -16,12 +16,19 @@
 Set ``COPILOT_EXIT_AFTER_FIRST_PAINT=1`` to print one JSON line (seconds to first paint, heavy
 modules already imported) and exit right after the first paint: the start-up test and the
 first-paint benchmark use it.
+
+Set ``COPILOT_BENCH_STARTUP=1`` (``copilot bench startup`` does) to print one JSON line per
+start-up milestone (``first_paint``, ``model_ready``, ``backend_ready``, ``replay_finished``)
+with seconds since start, the longest GUI-thread stall (a 10 ms heartbeat timer's largest late
+tick) and the resident memory; demo replays then run at a brisk fixed pace, and the app quits once
+the backend is ready (or, with a replay, once the replay is analysed).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 import json
 import logging
 import os
@@ -33,7 +40,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication
 
 from copilot.qt.settings_vm import SettingsViewModel
@@ -64,6 +71,12 @@ HEAVY_MODULES: tuple[str, ...] = (
     "sklearn",
 )
 EXIT_AFTER_FIRST_PAINT_ENV = "COPILOT_EXIT_AFTER_FIRST_PAINT"
+BENCH_STARTUP_ENV = "COPILOT_BENCH_STARTUP"
+#: Heartbeat period of the GUI-stall probe: a tick later than this by N ms is an N ms stall.
+HEARTBEAT_MS = 10
+# Replay pace under the start-up benchmark: long enough for each turn to be analysed before the
+# next arrives (as with a real caller), short enough to keep the benchmark quick.
+_BENCH_REPLAY_GAP_S = 0.4
 # If no paint event arrives (a platform that never exposes the window), load the model anyway.
 _FIRST_PAINT_FALLBACK_MS = 1500
 
@@ -76,6 +89,30 @@ def _default_model_loader(backend: str, data_dir: Path) -> Any:
     from copilot.services.embedders import load_embedder
 
     return load_embedder(backend, data_dir)
+
+
+#: Imported on the bulk lane before the panel is built (`CopilotApp._after_first_paint`). Only
+#: classes are defined at import time (no QObject or widget is created), so a worker thread may
+#: import them.
+_PANEL_MODULES: tuple[str, ...] = (
+    "numpy",
+    "copilot.services.feedback_store",
+    "copilot.core.pipeline",
+    "copilot.qt.conversations_vm",
+    "copilot.qt.snapshot_vm",
+    "copilot.ui.panel",
+)
+
+
+def _preimport(names: Sequence[str]) -> None:
+    for name in names:
+        importlib.import_module(name)
+
+
+def _hashing_loader(_backend: str, _data_dir: Path) -> Any:
+    from copilot.services.embedders import HashingEmbedder
+
+    return HashingEmbedder()
 
 
 def _onnx_cache_problem(data_dir: Path) -> str | None:
@@ -98,6 +135,71 @@ def _timed(loader: BackendLoader, content: Path, data: Path, embedder: Any) -> t
     started = time.perf_counter()
     backend = loader(content, data, embedder)
     return backend, time.perf_counter() - started
+
+
+def rss_mb() -> float:
+    """Resident memory of this process in MiB (``VmRSS``; peak RSS where /proc is missing)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # kB on Linux, bytes on macOS.
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+class StartupProbe(QObject):
+    """Benchmark instrumentation: a GUI-thread heartbeat and JSON milestone lines on stdout.
+
+    The heartbeat is a precise `QTimer` firing every `HEARTBEAT_MS`; whenever the GUI thread is
+    busy the next tick comes late, and the lateness is the stall the agent would feel (a frozen
+    window). `take_stall_ms` returns the worst one since the previous call.
+    """
+
+    def __init__(self, started: float, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._started = started
+        self._timer = QTimer(self)
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.setInterval(HEARTBEAT_MS)
+        self._timer.timeout.connect(self._tick)
+        self._last: float | None = None
+        self._worst_s = 0.0
+
+    def start(self) -> None:
+        """Start the heartbeat (the first gap is measured from now)."""
+        self._last = time.perf_counter()
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        if self._last is not None:
+            self._worst_s = max(self._worst_s, now - self._last - HEARTBEAT_MS / 1000)
+        self._last = now
+
+    def take_stall_ms(self) -> float:
+        """The longest stall (ms) since the last call, counting the current one; then reset."""
+        self._tick()
+        worst, self._worst_s = self._worst_s, 0.0
+        return round(max(0.0, worst) * 1000, 1)
+
+    def report(self, event: str, **fields: Any) -> None:
+        """Print one JSON line: the event, seconds since start, RSS, and ``fields``."""
+        line = {
+            "event": event,
+            "t_s": round(time.perf_counter() - self._started, 4),
+            "rss_mb": round(rss_mb(), 1),
+            **fields,
+        }
+        print(json.dumps(line), flush=True)
 
 
 def _load_and_warm(loader: ModelLoader, backend: str, data_dir: Path) -> tuple[Any, float]:
@@ -144,6 +246,7 @@ class CopilotApp(QObject):
         content_dir: Path | None = None,
         replay: Sequence[Any] = (),
         quit_after_replay: bool = False,
+        bench: bool = False,
     ) -> None:
         """See the class docstring.
 
@@ -153,6 +256,7 @@ class CopilotApp(QObject):
             content_dir: the content pack to use instead of the one in the settings.
             replay: turns to replay at a realistic pace once the panel is ready (the demo).
             quit_after_replay: quit once the replay is done and its last turn analysed.
+            bench: print start-up milestones as JSON lines and quit when done (`StartupProbe`).
         """
         super().__init__()
         self._qapp = qapp
@@ -173,6 +277,9 @@ class CopilotApp(QObject):
         self._shut_down = False
         self.embedder: Any = None
         self.first_paint_s: float | None = None
+        self.probe = StartupProbe(self._started, self) if bench else None
+        if bench:
+            self._quit_after_replay = True
 
         loaded = load_settings(data_dir)
         self.secrets = SecretStore()
@@ -208,6 +315,7 @@ class CopilotApp(QObject):
             lambda edge: self._show_problems(vm.set_snap_edge(edge))
         )
         window.sig_settings_requested.connect(self.open_settings)
+        self._add_review_menu()
         window.sig_quit_requested.connect(self._qapp.quit)
         self.instance.sig_raise_requested.connect(window.bring_to_front)
         self.instance.sig_toggle_requested.connect(window.toggle_visibility)
@@ -256,7 +364,28 @@ class CopilotApp(QObject):
             print(json.dumps(report), flush=True)
             self._qapp.quit()
             return
+        if self.probe is not None:
+            self.probe.report("first_paint", first_paint_s=round(self.first_paint_s, 4))
+            self.probe.start()
+        self.window.set_model_loading()
+        # The panel's modules take ~0.5 s to import (sqlite_utils, numpy, the pipeline): done on
+        # the GUI thread, that would freeze the window the agent has just seen appear.
+        self.runner.run(
+            BULK,
+            _preimport,
+            _PANEL_MODULES,
+            on_success=lambda _result: self._build_panel_and_load_model(),
+            on_failure=lambda _error: self._build_panel_and_load_model(),
+            description="Loading the co-pilot",
+        )
+
+    def _build_panel_and_load_model(self) -> None:
+        if self._shut_down:
+            return
+        built = time.perf_counter()
         self.build_panel()
+        if self.probe is not None:
+            self.probe.report("panel_built", panel_build_s=round(time.perf_counter() - built, 4))
         self.load_model()
 
     def build_panel(self) -> None:
@@ -319,6 +448,10 @@ class CopilotApp(QObject):
     def _model_loaded(self, result: tuple[Any, float]) -> None:
         embedder, seconds = result
         self.embedder = embedder
+        if self.probe is not None:
+            self.probe.report(
+                "model_ready", model_load_s=round(seconds, 4), model=getattr(embedder, "name", "")
+            )
         self.window.set_model_ready(seconds, getattr(embedder, "name", ""))
         # Choosing a keyring backend probes D-Bus (~0.3 s): do it now, off the GUI thread, so the
         # settings dialog opens at once later.
@@ -362,10 +495,23 @@ class CopilotApp(QObject):
         if self.panel is not None:
             self.panel.conversations.set_backend(backend)
         self.sig_backend_ready.emit(backend)
+        if self.probe is not None:
+            self.probe.report(
+                "backend_ready",
+                backend_load_s=round(seconds, 4),
+                load_stall_ms=self.probe.take_stall_ms(),
+            )
+            if not self._replay_turns:
+                QTimer.singleShot(0, self, self._qapp.quit)
         if self._replay_turns and self.panel is not None:
             from copilot.qt.replay import TurnReplayer
 
-            self.replayer = TurnReplayer(self.panel.conversations, self._replay_turns, parent=self)
+            pace: dict[str, float] = {}
+            if self.probe is not None:
+                pace = {"max_gap_s": _BENCH_REPLAY_GAP_S, "min_gap_s": _BENCH_REPLAY_GAP_S}
+            self.replayer = TurnReplayer(
+                self.panel.conversations, self._replay_turns, parent=self, **pace
+            )
             self.replayer.sig_finished.connect(self._replay_finished)
             self.replayer.start()
 
@@ -381,6 +527,12 @@ class CopilotApp(QObject):
             return
         if self.panel.conversations.is_idle():
             self._quit_when_idle = False
+            if self.probe is not None:
+                self.probe.report(
+                    "replay_finished",
+                    turns=len(self._replay_turns),
+                    replay_stall_ms=self.probe.take_stall_ms(),
+                )
             # A moment for the last update to paint, then quit.
             QTimer.singleShot(300, self, self._qapp.quit)
 
@@ -429,6 +581,64 @@ class CopilotApp(QObject):
             self._settings_dialog.deleteLater()
         self._settings_dialog = None
 
+    def _add_review_menu(self) -> None:
+        """A "Tools" menu opening the team-lead review and knowledge-manager windows."""
+        from PySide6.QtGui import QAction
+
+        self._tool_windows: dict[str, Any] = {}
+        menu = self.window.menuBar().addMenu("&Tools")
+        for label, opener in (("&Review…", self.open_review), ("&Knowledge…", self.open_knowledge)):
+            action = QAction(label, self.window)
+            action.triggered.connect(opener)
+            menu.addAction(action)
+
+    def _show_tool_window(self, key: str, build: Callable[[], Any]) -> Any:
+        """Build (once) and show a tool window; it owns its view-model (see its __init__)."""
+        window = self._tool_windows.get(key)
+        if window is None:
+            window = self._tool_windows[key] = build()
+        window.vm.refresh()
+        window.show()
+        window.raise_()
+        window.activateWindow()
+        return window
+
+    def open_review(self) -> Any:
+        """Show the team-lead review window (one, reused; reloaded each time it is opened)."""
+        from copilot.qt.review_vm import ReviewViewModel
+        from copilot.services.feedback_store import feedback_db_path
+        from copilot.ui.review_window import ReviewWindow
+
+        def build() -> Any:
+            vm = ReviewViewModel(
+                self.runner,
+                feedback_db_path(self._data_dir),
+                show_per_agent=self.settings_vm.settings.show_per_agent_figures,
+            )
+            self.settings_vm.sig_settings_changed.connect(
+                lambda settings: vm.set_show_per_agent(settings.show_per_agent_figures)
+            )
+            return ReviewWindow(vm, self.window)
+
+        return self._show_tool_window("review", build)
+
+    def open_knowledge(self) -> Any:
+        """Show the knowledge-manager window (one, reused; rescanned each time it is opened)."""
+        from copilot.qt.knowledge_vm import KnowledgeSources, KnowledgeViewModel
+        from copilot.services.feedback_store import feedback_db_path
+        from copilot.ui.knowledge_window import KnowledgeWindow
+
+        def build() -> Any:
+            sources = KnowledgeSources(
+                content_dir=self.content_dir(),
+                index_dir=paths.index_dir(self._data_dir),
+                db_path=feedback_db_path(self._data_dir),
+            )
+            vm = KnowledgeViewModel(self.runner, sources, lambda: self.embedder)
+            return KnowledgeWindow(vm, self.window)
+
+        return self._show_tool_window("knowledge", build)
+
     def set_last_update(self, latency_ms: float) -> None:
         """Convenience for the panel: the pipeline just delivered a snapshot."""
         self.window.set_last_update(datetime.now(), latency_ms)
@@ -439,6 +649,8 @@ class CopilotApp(QObject):
             return
         self._shut_down = True
         self._fallback.stop()
+        if self.probe is not None:
+            self.probe.stop()
         if self.replayer is not None:
             self.replayer.stop()
         if self.panel is not None:
@@ -492,6 +704,10 @@ def main(
         )
         return 1
 
+    bench = os.environ.get(BENCH_STARTUP_ENV) == "1"
+    if bench and model_loader is None and os.environ.get("COPILOT_BENCH_BACKEND") == "hashing":
+        # `copilot bench startup --backend hashing`: its own tests, without the real model.
+        model_loader = _hashing_loader
     existing = QApplication.instance()
     qapp = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0]])
     qapp.setApplicationName(APP_TITLE)
@@ -502,6 +718,7 @@ def main(
         qapp,
         data_dir,
         exit_after_first_paint=os.environ.get(EXIT_AFTER_FIRST_PAINT_ENV) == "1",
+        bench=bench,
         started=started,
         content_dir=content_dir,
         replay=replay,

@@ -11,6 +11,7 @@ BENCH_MODULES: tuple[str, ...] = (
     "copilot.commands.bench_turn",
     "copilot.commands.bench_embed",
     "copilot.commands.bench_feedback",
+    "copilot.commands.bench_startup",
 )
 
 

@@ -50,7 +50,7 @@ from copilot.services.loaders import LoadedArticle, LoadResult, load_articles
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: term document frequencies for BM25 query-term selection
 CURRENT_FILE = "CURRENT"
 MANIFEST_FILE = "manifest.json"
 VECTORS_FILE = "vectors.faiss"
@@ -67,6 +67,9 @@ RRF_K = 10
 DENSE_WEIGHT = 1.0
 BM25_WEIGHT = 0.2
 CANDIDATES = 50
+#: BM25 searches with at most this many of the query's terms, the rarest first: a conversation
+#: window has dozens of words, and common ones cost postings without adding much.
+BM25_MAX_TERMS = 10
 
 Method = Literal["hybrid", "dense", "bm25"]
 
@@ -316,6 +319,7 @@ class KnowledgeIndex:
     def bm25_search(
         self, terms: Sequence[str], k: int, allowed: tuple[Any, frozenset[int]]
     ) -> list[tuple[int, float]]:
+        terms = self.select_terms(terms)
         if not terms:
             return []
         _, ids = allowed
@@ -330,6 +334,20 @@ class KnowledgeIndex:
         )
         # FTS5 bm25() is lower-is-better; flip it so that higher is better everywhere.
         return [(int(r), -float(s)) for r, s in rows if r in ids][:k]
+
+    def select_terms(self, terms: Sequence[str]) -> list[str]:
+        """The rarest `BM25_MAX_TERMS` of `terms` that occur in the index, in query order."""
+        if len(terms) <= BM25_MAX_TERMS:
+            return list(terms)
+        marks = ",".join("?" for _ in terms)
+        df = dict(
+            self._connection()
+            .execute(f"SELECT term, df FROM term_df WHERE term IN ({marks})", list(terms))
+            .fetchall()
+        )
+        present = [t for t in terms if t in df]
+        keep = set(sorted(present, key=lambda t: df[t])[:BM25_MAX_TERMS])
+        return [t for t in present if t in keep]
 
     def search(
         self,
@@ -584,6 +602,13 @@ def _write_db(path: Path, loaded: Sequence[LoadedArticle], passages: Sequence[Pa
         ["title", "heading", "text"], tokenize="porter", create_triggers=False
     )
     passages_table.create_index(["article_id"])
+    document_frequency: dict[str, int] = {}
+    for p in passages:
+        for term in set(_WORD.findall(f"{p.title} {p.heading} {p.text}".lower())):
+            document_frequency[term] = document_frequency.get(term, 0) + 1
+    db.table("term_df").insert_all(
+        ({"term": t, "df": n} for t, n in document_frequency.items()), pk="term"
+    )
     db.conn.commit()
     db.conn.execute("VACUUM")
     db.close()

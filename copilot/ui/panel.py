@@ -26,7 +26,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QKeySequence, QPaintEvent, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
@@ -37,6 +37,9 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QScrollArea,
     QSizePolicy,
+    QStyle,
+    QStyleOptionComboBox,
+    QStylePainter,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -132,6 +135,28 @@ class ArticleDialog(QDialog):
         self.text.centerCursor()
 
 
+class ElidedComboBox(QComboBox):
+    """A combo box whose shown text ends in "…" when too narrow, instead of being cut mid-word.
+
+    The switcher's labels ("Nadia Rahman · ⚠ CRITICAL · Refund request") outgrow the narrow
+    window; a clipped "· F" reads as a glitch, an ellipsis as "there is more" (the list shows
+    whole labels).
+    """
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        field = self.style().subControlRect(
+            QStyle.ComplexControl.CC_ComboBox, option, QStyle.SubControl.SC_ComboBoxEditField, self
+        )
+        option.currentText = self.fontMetrics().elidedText(
+            option.currentText, Qt.TextElideMode.ElideRight, max(0, field.width() - 4)
+        )
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
+
+
 class ConversationBar(QWidget):
     """The compact switcher: each open conversation's customer, intent and worst flag."""
 
@@ -142,7 +167,7 @@ class ConversationBar(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 4)
         layout.setSpacing(4)
-        self.combo = QComboBox(self)
+        self.combo = ElidedComboBox(self)
         self.combo.setObjectName("ConversationSwitcher")
         self.combo.setModel(conversations.list_model)
         self.combo.setAccessibleName("Open conversations")

@@ -268,3 +268,18 @@ def test_boosted_articles_are_searched_and_ranked_higher(articles: Path, index_d
     assert ids(index.search(query, method="dense", boost={"KB-TEC": 1.0}))[0] == "KB-BIL"
     assert "KB-GONE" not in ids(index.search(query, boost={"KB-GONE": 1.0}))
     index.close()
+
+
+def test_long_queries_search_bm25_with_their_rarest_terms(articles: Path, index_dir: Path) -> None:
+    embedder = HashingEmbedder()
+    build_index(index_dir, articles, embedder)
+    index = KnowledgeIndex.open(index_dir, embedder)
+    common = ["the", "check"]  # "the" is in every article
+    rare = ["duplicate", "cables", "thirty", "login", "forgot", "hub", "twice", "restart", "bill"]
+    terms = [*common, *rare, "unknownword"]
+    chosen = index.select_terms(terms)
+    assert len(chosen) == ki.BM25_MAX_TERMS - 1 or len(chosen) <= ki.BM25_MAX_TERMS
+    assert "unknownword" not in chosen  # a term no passage has cannot match
+    assert "the" not in chosen and "duplicate" in chosen
+    assert chosen == [t for t in terms if t in chosen]  # query order kept
+    index.close()
