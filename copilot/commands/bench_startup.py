@@ -240,6 +240,8 @@ def run(args: argparse.Namespace) -> int:
             runs[0], summary["warm_median"], summary["worst"], new_dir_paint
         ),
         "cpu_count": os.cpu_count(),
+        # Other processes on the same cores stretch every number: say how busy the machine was.
+        "load_average_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
     }
     if args.json:
         _common.print_json(result)
@@ -257,7 +259,8 @@ def _print_table(result: dict[str, Any]) -> None:
 
     prep = result["preparation_s"]
     print(
-        f"\nbackend {result['backend']} ({result['model']}), {result['cpu_count']} CPUs, "
+        f"\nbackend {result['backend']} ({result['model']}), {result['cpu_count']} CPUs "
+        f"(load average {result['load_average_1m']} at the end), "
         f"data dir {result['data_dir']} reused across runs "
         + (f"(prepared in {prep} s, untimed)" if prep is not None else "(already prepared)")
     )

@@ -244,17 +244,61 @@ def load_review(db_path: Path, filters: ReviewFilters, limit: int = ACTION_LIMIT
                 )
             }
         )
-        actions: list[dict[str, Any]] = []
-        for row in store.iter_actions(since=filters.since, until=filters.until):
-            if row["kind"] not in ANSWER_KINDS:
-                continue
-            if filters.intent is not None and row["intent"] != filters.intent:
-                continue
-            if filters.kind is not None and row["suggestion_kind"] != filters.kind:
-                continue
-            actions.append(row)
-        actions = actions[-limit:][::-1]  # newest first
+        actions = _newest_answers(store.db.conn, filters, limit)
     return {"report": report, "intents": intents, "actions": actions}
+
+
+_ANSWER_COLUMNS: tuple[str, ...] = (
+    "action_id",
+    "kind",
+    "conversation_id",
+    "item_id",
+    "suggestion_kind",
+    "intent",
+    "reason",
+    "agent_id",
+    "shown_text",
+    "sent_text",
+    "edit_distance",
+    "ts",
+)
+
+
+def _newest_answers(conn: Any, filters: ReviewFilters, limit: int) -> list[dict[str, Any]]:
+    """The newest accepts, edits and discards matching the filters, newest first.
+
+    Read with one indexed-order query and a LIMIT rather than `FeedbackStore.iter_actions`,
+    which streams every action of the period: a store holds millions.
+    """
+    where = [f"kind IN ({', '.join('?' for _ in ANSWER_KINDS)})"]
+    params: list[Any] = list(ANSWER_KINDS)
+    if filters.since is not None:
+        where.append("ts >= ?")
+        params.append(_day_start(filters.since))
+    if filters.until is not None:
+        where.append("ts < ?")
+        params.append(_day_start(filters.until) + 86400.0)
+    if filters.intent is not None:
+        where.append("intent = ?")
+        params.append(filters.intent)
+    if filters.kind is not None:
+        where.append("suggestion_kind = ?")
+        params.append(filters.kind)
+    cursor = conn.execute(
+        f"SELECT {', '.join(_ANSWER_COLUMNS)} FROM actions WHERE {' AND '.join(where)}"
+        " ORDER BY id DESC LIMIT ?",
+        [*params, limit],
+    )
+    rows = []
+    for values in cursor:
+        row = dict(zip(_ANSWER_COLUMNS, values, strict=True))
+        row["ts"] = dt.datetime.fromtimestamp(row["ts"], dt.UTC).isoformat(timespec="seconds")
+        rows.append(row)
+    return rows
+
+
+def _day_start(day: dt.date) -> float:
+    return dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC).timestamp()
 
 
 def export_feedback(db_path: Path, out_path: Path, fmt: str, filters: ReviewFilters) -> int:

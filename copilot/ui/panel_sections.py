@@ -528,77 +528,97 @@ class PolicySection(Section):
 
 
 class SuggestionCard(QFrame):
-    """One suggested reply with its Accept / Edit / Discard buttons."""
+    """One suggested reply with its Accept / Edit / Discard buttons.
+
+    `show_row` refills the same widgets for another snapshot: creating and deleting a card's
+    widgets costs ~15 ms of GUI time each, felt as a stall on every turn.
+    """
 
     def __init__(self, vm: SnapshotViewModel, row: int, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.row = row
-        model: SuggestionListModel = vm.suggestions_model
-        rank = row + 1
+        self._vm = vm
         self.setObjectName("SuggestionCard")
-        self.setAccessibleName(f"Suggested reply {rank}")
-        self.setAccessibleDescription(model.value(row, Qt.ItemDataRole.AccessibleTextRole))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 8, 10, 8)
         layout.setSpacing(4)
         top = QHBoxLayout()
         top.setSpacing(6)
-        number = plain_label(str(rank), name="RankBadge", wrap=False)
-        number.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        number.setToolTip(f"Alt+{rank} accepts this reply" if rank <= 3 else "")
-        top.addWidget(number, 0, Qt.AlignmentFlag.AlignTop)
-        title = plain_label(model.value(row, SuggestionListModel.TitleRole), name="CardTitle")
-        top.addWidget(title, 1)
-        confidence = plain_label(
-            f"{model.value(row, SuggestionListModel.ConfidenceTextRole)} fit",
-            name="Confidence",
-            wrap=False,
-        )
-        confidence.setToolTip("How well this reply fits the conversation")
-        top.addWidget(confidence, 0, Qt.AlignmentFlag.AlignTop)
+        self.rank_label = plain_label("", name="RankBadge", wrap=False)
+        self.rank_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        top.addWidget(self.rank_label, 0, Qt.AlignmentFlag.AlignTop)
+        self.title_label = plain_label("", name="CardTitle")
+        top.addWidget(self.title_label, 1)
+        self.confidence_label = plain_label("", name="Confidence", wrap=False)
+        self.confidence_label.setToolTip("How well this reply fits the conversation")
+        top.addWidget(self.confidence_label, 0, Qt.AlignmentFlag.AlignTop)
         layout.addLayout(top)
-        self.text_label = plain_label(
-            model.value(row, SuggestionListModel.TextRole), name="ReplyText", selectable=True
-        )
-        self.text_label.setAccessibleName(f"Text of suggested reply {rank}")
+        self.text_label = plain_label("", name="ReplyText", selectable=True)
         layout.addWidget(self.text_label)
-        missing = model.value(row, SuggestionListModel.MissingSlotsRole)
-        if missing:
-            layout.addWidget(plain_label(f"Fill in before sending: {missing}", name="Warning"))
-        layout.addWidget(
-            plain_label(f"Source: {model.value(row, SuggestionListModel.SourceRole)}", name="Muted")
-        )
-        layout.addWidget(
-            plain_label(f"Why: {model.value(row, SuggestionListModel.WhyRole)}", name="Muted")
-        )
+        self.missing_label = plain_label("", name="Warning")
+        layout.addWidget(self.missing_label)
+        self.source_label = plain_label("", name="Muted")
+        layout.addWidget(self.source_label)
+        self.why_label = plain_label("", name="Muted")
+        layout.addWidget(self.why_label)
         buttons = QHBoxLayout()
         buttons.setSpacing(6)
-        alt = f" (Alt+{rank})" if rank <= 3 else ""
-        accepted = vm.was_accepted(model.value(row, SuggestionListModel.IdRole))
         self.accept_button = small_button(
-            "Copied ✓" if accepted else "Accept",
-            f"Copy this reply to the clipboard to paste into your chat{alt}",
-            f"Accept suggested reply {rank}",
-            lambda: vm.accept(row),
-            name="AcceptButton",
+            "Accept", "", "", lambda: vm.accept(self.row), name="AcceptButton"
         )
-        self.edit_button = small_button(
-            "Edit",
-            "Edit this reply before sending; policy is checked as you type (Alt+E)",
-            f"Edit suggested reply {rank}",
-            lambda: vm.start_edit(row),
-        )
-        self.discard_button = small_button(
-            "Discard",
-            "Hide this reply and say why in one click (Alt+D)",
-            f"Discard suggested reply {rank}",
-            lambda: vm.discard(row),
-        )
+        self.edit_button = small_button("Edit", "", "", lambda: vm.start_edit(self.row))
+        self.discard_button = small_button("Discard", "", "", lambda: vm.discard(self.row))
         buttons.addWidget(self.accept_button)
         buttons.addWidget(self.edit_button)
         buttons.addWidget(self.discard_button)
         buttons.addStretch(1)
         layout.addLayout(buttons)
+        self.show_row(row)
+
+    def show_row(self, row: int) -> None:
+        """Show suggestion ``row`` of the view-model's list (the buttons act on it)."""
+        self.row = row
+        vm = self._vm
+        model: SuggestionListModel = vm.suggestions_model
+        rank = row + 1
+        self.setAccessibleName(f"Suggested reply {rank}")
+        self.setAccessibleDescription(model.value(row, Qt.ItemDataRole.AccessibleTextRole))
+        self.rank_label.setText(str(rank))
+        self.rank_label.setToolTip(f"Alt+{rank} accepts this reply" if rank <= 3 else "")
+        self.title_label.setText(model.value(row, SuggestionListModel.TitleRole))
+        self.confidence_label.setText(
+            f"{model.value(row, SuggestionListModel.ConfidenceTextRole)} fit"
+        )
+        self.text_label.setText(model.value(row, SuggestionListModel.TextRole))
+        self.text_label.setAccessibleName(f"Text of suggested reply {rank}")
+        missing = model.value(row, SuggestionListModel.MissingSlotsRole)
+        self.missing_label.setText(f"Fill in before sending: {missing}" if missing else "")
+        self.missing_label.setVisible(bool(missing))
+        self.source_label.setText(f"Source: {model.value(row, SuggestionListModel.SourceRole)}")
+        self.why_label.setText(f"Why: {model.value(row, SuggestionListModel.WhyRole)}")
+        alt = f" (Alt+{rank})" if rank <= 3 else ""
+        accepted = vm.was_accepted(model.value(row, SuggestionListModel.IdRole))
+        for button, tooltip, name in (
+            (
+                self.accept_button,
+                f"Copy this reply to the clipboard to paste into your chat{alt}",
+                f"Accept suggested reply {rank}",
+            ),
+            (
+                self.edit_button,
+                "Edit this reply before sending; policy is checked as you type (Alt+E)",
+                f"Edit suggested reply {rank}",
+            ),
+            (
+                self.discard_button,
+                "Hide this reply and say why in one click (Alt+D)",
+                f"Discard suggested reply {rank}",
+            ),
+        ):
+            button.setToolTip(tooltip)
+            button.setAccessibleName(name)
+            button.setAccessibleDescription(tooltip)
+        self.accept_button.setText("Copied ✓" if accepted else "Accept")
 
 
 class DraftEditor(QFrame):
@@ -687,6 +707,7 @@ class SuggestionsSection(Section):
         self.cards_layout.setSpacing(8)
         self.body.addLayout(self.cards_layout)
         self.cards: list[SuggestionCard] = []
+        self._empty_note: QLabel | None = None
         self._model.modelReset.connect(self.rebuild)
         vm.sig_discard_pending.connect(self._discard_pending)
         vm.sig_notice.connect(lambda _text: self._refresh_accepted())
@@ -741,16 +762,30 @@ class SuggestionsSection(Section):
         first.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def rebuild(self) -> None:
-        clear_layout(self.cards_layout)
-        self.cards = []
-        if self._model.rowCount() == 0:
-            state = self._vm.state
-            text = "Analysing…" if state == "analysing" else "No suggested reply for this turn."
-            self.cards_layout.addWidget(self.empty_note(text))
-        for row in range(self._model.rowCount()):
+        count = self._model.rowCount()
+        if self._empty_note is not None and count:
+            self._empty_note.hide()
+            self._empty_note.deleteLater()
+            self._empty_note = None
+        # Cards are reused (refilled in place): new widgets on every turn stall the GUI.
+        while len(self.cards) > count:
+            card = self.cards.pop()
+            card.hide()
+            card.deleteLater()
+        for row, card in enumerate(self.cards):
+            card.show_row(row)
+        for row in range(len(self.cards), count):
             card = SuggestionCard(self._vm, row, self)
             self.cards.append(card)
             self.cards_layout.addWidget(card)
+        if count == 0:
+            state = self._vm.state
+            text = "Analysing…" if state == "analysing" else "No suggested reply for this turn."
+            if self._empty_note is None:
+                self._empty_note = self.empty_note(text)
+                self.cards_layout.addWidget(self._empty_note)
+            else:
+                self._empty_note.setText(text)
 
     def _refresh_accepted(self) -> None:
         model = self._model
