@@ -527,14 +527,18 @@ class CopilotApp(QObject):
             return
         if self.panel.conversations.is_idle():
             self._quit_when_idle = False
-            if self.probe is not None:
-                self.probe.report(
-                    "replay_finished",
-                    turns=len(self._replay_turns),
-                    replay_stall_ms=self.probe.take_stall_ms(),
-                )
             # A moment for the last update to paint, then quit.
-            QTimer.singleShot(300, self, self._qapp.quit)
+            QTimer.singleShot(300, self, self._quit_after_last_paint)
+
+    def _quit_after_last_paint(self) -> None:
+        if self.probe is not None:
+            # Reported now, so the stall of showing the last snapshot counts too.
+            self.probe.report(
+                "replay_finished",
+                turns=len(self._replay_turns),
+                replay_stall_ms=self.probe.take_stall_ms(),
+            )
+        self._qapp.quit()
 
     def _backend_failed(self, error: BaseException) -> None:
         detail = str(error).strip() or type(error).__name__

@@ -68,7 +68,10 @@ def build_assistant(
     if built is not None:
         report.warnings.extend(f"{f.path}: {f.reason}" for f in built.failed)
     with report.timed("signals", progress):
-        signals = load_signal_config(content, embedder=embedder, cache_dir=paths.models_dir(data))
+        # Live turns are scored by the lexicon and rules (0.2 ms): the optional embedding head
+        # needs each turn embedded alone, a second embedding per turn for about one point of
+        # macro-recall (BENCHMARKS.md), so it is not trained here.
+        signals = load_signal_config(content)
     with report.timed("policy", progress):
         policy = load_policy_spec(content)
     with report.timed("templates", progress):

@@ -265,7 +265,7 @@ class ReviewWindow(QWidget):
         actions = QWidget()
         actions_layout = QVBoxLayout(actions)
         actions_layout.setContentsMargins(0, 0, 0, 0)
-        self.actions_view = record_table_view(vm.actions)
+        self.actions_view = record_table_view(vm.actions, max_width=250)
         diff = QWidget()
         diff_layout = QHBoxLayout(diff)
         diff_layout.setContentsMargins(0, 0, 0, 0)
