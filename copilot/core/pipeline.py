@@ -258,8 +258,6 @@ class Assistant:
         self._clock = clock
         self._turn_signals: OrderedDict[tuple[str, str, str], TurnSignals] = OrderedDict()
         self._vectors: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
-        # conversation id -> customer turn id -> (query vector, weight), for the intent's memory.
-        self._intent_memory: dict[str, OrderedDict[str, tuple[npt.NDArray[np.float32], float]]] = {}
 
     # -- caches ---------------------------------------------------------------------------
 
@@ -296,25 +294,25 @@ class Assistant:
 
         A conversation has one reason for contact; a turn that only answers a security question
         ("no idea what my pin is, 582014") or says goodbye must not re-route it. So the intent
-        sees a decaying, informativeness-weighted mean of the last few turns' query vectors.
+        sees a decaying, informativeness-weighted mean of the query vectors as they stood after
+        each of the last few customer turns. It depends on the conversation only (the vectors
+        come from the embedding cache), not on which turns happened to be analysed.
         """
-        last = next((t for t in reversed(conversation.turns) if t.role is Role.CUSTOMER), None)
-        if last is None:
+        turns = conversation.turns
+        positions = [i for i, t in enumerate(turns) if t.role is Role.CUSTOMER]
+        positions = positions[-INTENT_MEMORY_TURNS:]
+        if len(positions) <= 1:
             return vector
-        memory = self._intent_memory.setdefault(conversation.conversation_id, OrderedDict())
-        memory[last.turn_id] = (vector, informativeness(last.text))
-        memory.move_to_end(last.turn_id)
-        while len(memory) > INTENT_MEMORY_TURNS:
-            memory.popitem(last=False)
         total = np.zeros_like(vector, dtype=np.float32)
-        for age, (past, weight) in enumerate(reversed(memory.values())):
+        for age, position in enumerate(reversed(positions)):
+            past = vector if age == 0 else self._embed(query_text(turns[: position + 1]))
+            weight = informativeness(turns[position].text)
             total += (INTENT_MEMORY_DECAY**age) * weight * past
         norm = float(np.linalg.norm(total))
         return (total / norm).astype(np.float32) if norm > 0 else vector
 
     def forget(self, conversation_id: str) -> None:
         """Drop cached analysis of a conversation (ended or erased)."""
-        self._intent_memory.pop(conversation_id, None)
         for key in [k for k in self._turn_signals if k[0] == conversation_id]:
             del self._turn_signals[key]
 

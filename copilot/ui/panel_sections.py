@@ -441,6 +441,7 @@ class PolicySection(Section):
         self.rows = QVBoxLayout()
         self.rows.setSpacing(4)
         self.body.addLayout(self.rows)
+        self._shown: tuple[object, ...] | None = None
         self._model.modelReset.connect(self.rebuild)
         vm.sig_feedback_changed.connect(self.rebuild)
         self.rebuild()
@@ -832,12 +833,12 @@ class ArticlesSection(Section):
         self.rows = QVBoxLayout()
         self.rows.setSpacing(8)
         self.body.addLayout(self.rows)
+        self._shown: tuple[object, ...] | None = None
         self._model.modelReset.connect(self.rebuild)
         vm.sig_feedback_changed.connect(self.rebuild)
         self.rebuild()
 
     def rebuild(self) -> None:
-        clear_layout(self.rows)
         vm, model = self._vm, self._model
         snapshot = vm.snapshot
         if vm.showing_search:
@@ -846,6 +847,11 @@ class ArticlesSection(Section):
             note = "Nothing confident for this turn: these are the closest articles."
         else:
             note = ""
+        shown = self._shown_key(note)
+        if shown == self._shown:
+            return  # new cards cost ~10 ms of GUI time a turn: only when something changed
+        self._shown = shown
+        clear_layout(self.rows)
         self.note_label.setText(note)
         self.note_label.setVisible(bool(note))
         if model.rowCount() == 0:
@@ -856,6 +862,25 @@ class ArticlesSection(Section):
             )
         for row in range(min(model.rowCount(), 3 if not vm.showing_search else 5)):
             self.rows.addWidget(self._card(row))
+
+    def _shown_key(self, note: str) -> tuple[object, ...]:
+        """Everything the cards show: equal keys mean identical cards."""
+        model, vm = self._model, self._vm
+        limit = min(model.rowCount(), 3 if not vm.showing_search else 5)
+        roles = (
+            ArticleListModel.TitleRole,
+            ArticleListModel.ArticleIdRole,
+            ArticleListModel.HeadingRole,
+            ArticleListModel.PassageRole,
+        )
+        rows = tuple(
+            (
+                *(model.value(row, role) for role in roles),
+                vm.article_verdict(model.value(row, ArticleListModel.PassageIdRole)),
+            )
+            for row in range(limit)
+        )
+        return (vm.showing_search, note, model.rowCount() == 0, rows)
 
     def _card(self, row: int) -> QFrame:
         model, vm = self._model, self._vm
@@ -929,6 +954,7 @@ class SummarySection(Section):
         self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.body.addLayout(self.form)
         self._shown: list[tuple[str, str]] | None = None
+        self._values: list[QLabel] = []
         vm.sig_changed.connect(self.rebuild)
         self.rebuild()
 
@@ -936,13 +962,21 @@ class SummarySection(Section):
         rows = self._vm.summary_rows()
         if rows == self._shown:
             return  # word-wrapped rows are costly to lay out: only when they changed
-        self._shown = rows
+        previous, self._shown = self._shown, rows
+        if rows and previous and [label for label, _ in rows] == [label for label, _ in previous]:
+            # Same rows, new wording (the usual turn): refill the labels in place, since new
+            # widgets cost ~10 ms of GUI time.
+            for value, (_label, text) in zip(self._values, rows, strict=True):
+                value.setText(text)
+            return
+        self._values = []
         while self.form.rowCount():
             self.form.removeRow(0)
         if not rows:
             self.form.addRow(self.empty_note("The summary appears after the first analysis."))
         for label, text in rows:
             value = plain_label(text, name="SummaryText", selectable=True)
+            self._values.append(value)
             if label:
                 caption = plain_label(label, name="Caption", wrap=False)
                 value.setAccessibleName(label)
