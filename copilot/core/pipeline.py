@@ -47,6 +47,7 @@ INTENT_BOOST_MIN_CONFIDENCE = 0.5
 #: The intent is classified from the last few customer turns' queries, decaying with age.
 INTENT_MEMORY_TURNS = 6
 INTENT_MEMORY_DECAY = 0.6
+INTENT_OPENING_WEIGHT = 0.5
 
 STAGES = ("embed", "signals", "intent", "retrieve", "policy", "suggest", "summary")
 
@@ -299,15 +300,22 @@ class Assistant:
         come from the embedding cache), not on which turns happened to be analysed.
         """
         turns = conversation.turns
-        positions = [i for i, t in enumerate(turns) if t.role is Role.CUSTOMER]
-        positions = positions[-INTENT_MEMORY_TURNS:]
-        if len(positions) <= 1:
+        customer = [i for i, t in enumerate(turns) if t.role is Role.CUSTOMER]
+        positions = customer[-INTENT_MEMORY_TURNS:]
+        if len(customer) <= 1:
             return vector
+        # The opening statement usually names the reason for contact: it never fades below
+        # INTENT_OPENING_WEIGHT, however long the conversation gets.
+        opening = customer[0]
+        if opening not in positions:
+            positions = [opening, *positions]
         total = np.zeros_like(vector, dtype=np.float32)
         for age, position in enumerate(reversed(positions)):
             past = vector if age == 0 else self._embed(query_text(turns[: position + 1]))
-            weight = informativeness(turns[position].text)
-            total += (INTENT_MEMORY_DECAY**age) * weight * past
+            decay = INTENT_MEMORY_DECAY**age
+            if position == opening and age > 0:
+                decay = max(decay, INTENT_OPENING_WEIGHT)
+            total += decay * informativeness(turns[position].text) * past
         norm = float(np.linalg.norm(total))
         return (total / norm).astype(np.float32) if norm > 0 else vector
 

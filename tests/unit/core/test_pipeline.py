@@ -140,3 +140,35 @@ def test_repeated_analysis_is_stable(assistant_parts: dict[str, Any]) -> None:
     second = assistant.analyse(conversation()).to_dict()
     for key in ("flags", "policy", "suggestions", "knowledge", "summary"):
         assert first[key] == second[key]
+
+
+def test_the_intent_remembers_the_reason_for_contact(assistant_parts: dict[str, Any]) -> None:
+    import numpy as np
+
+    seen: list[Any] = []
+
+    def intents(vector: Any, flags: Any) -> IntentGuess:
+        seen.append(vector)
+        return IntentGuess(top=(("billing_double_charge", 0.9),))
+
+    turns = [
+        *TURNS[:3],
+        ("customer", "Jane Doe, SW1A 1AA"),
+        ("agent", "Thanks. And your date of birth?"),
+        ("customer", "12/03/1980"),
+    ]
+    embedder = assistant_parts["embedder"]
+    make(assistant_parts, intents=intents).analyse(conversation(turns))
+    opening = embedder.embed([TURNS[1][1]])[0]
+    last_window = embedder.embed(["Jane Doe, SW1A 1AA 12/03/1980"])[0]
+    # The classifier sees the opening statement's topic, not just the identity answers.
+    assert float(np.dot(seen[-1], opening)) > float(np.dot(last_window, opening)) + 0.2
+    # And the result depends on the conversation only: a fresh assistant agrees.
+    seen.clear()
+    make(assistant_parts, intents=intents).analyse(conversation(turns))
+    again = seen[-1]
+    seen.clear()
+    fresh = make(assistant_parts, intents=intents)
+    fresh.analyse(conversation(turns[:2]))
+    fresh.analyse(conversation(turns))
+    assert np.allclose(seen[-1], again)
