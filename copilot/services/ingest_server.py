@@ -494,6 +494,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     timeout = _SOCKET_TIMEOUT_S
     # One request per connection: a refused body is never read, so nothing may follow it.
     protocol_version = "HTTP/1.0"
+    # A request line too broken to name its version still gets a status line in its reply.
+    default_request_version = "HTTP/1.0"
 
     # Any method without a handler (PUT, DELETE, BREW, ...) is 405 rather than the stdlib's 501.
     def __getattr__(self, name: str) -> Any:
@@ -507,6 +509,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         # The stdlib's own errors (malformed request line, headers too long) as JSON too.
         self.close_connection = True
+        if code >= 500:
+            code = 400  # the stdlib's 505 for "HTTP/9.9" is bad input, not a server failure
         with contextlib.suppress(OSError):
             self._send(_error(code, message or self.responses.get(code, ("error",))[0]))
 

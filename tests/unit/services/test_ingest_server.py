@@ -6,6 +6,7 @@ import datetime as dt
 import http.client
 import importlib.util
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -670,3 +671,28 @@ def test_the_replay_connector_example_drives_the_api(
     snapshot = json.loads(captured.out.strip().splitlines()[-1])
     assert snapshot["conversation_id"] == "c-replay" and snapshot["turn_count"] == 2
     assert "4111 1111" not in captured.out
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"\x00\xff\r\n\r\n",
+        b"GET /v1/health HTTP/9.9\r\nHost: {host}\r\n\r\n",
+        b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n",
+        b"GET /v1/health HTTP/1.1\r\nHost: {host}\r\nX: " + b"a" * 70000 + b"\r\n\r\n",
+        b"GET /v1/health HTTP/1.1\r\nHost: {host}\r\n"
+        + b"".join(b"X%d: 1\r\n" % i for i in range(200))
+        + b"\r\n",
+    ],
+    ids=["garbage", "binary", "http-9.9", "long-line", "long-header", "many-headers"],
+)
+def test_malformed_http_gets_a_4xx_json_reply(api: Api, request_bytes: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", api.server.port), timeout=5) as connection:
+        connection.sendall(request_bytes.replace(b"{host}", api.host.encode()))
+        reply = b""
+        while chunk := connection.recv(65536):
+            reply += chunk
+    status_line, _, rest = reply.partition(b"\r\n")
+    assert status_line.startswith(b"HTTP/1.0 4"), status_line
+    assert "error" in json.loads(rest.partition(b"\r\n\r\n")[2])
