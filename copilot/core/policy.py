@@ -39,9 +39,10 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from copilot.core.conversation import Role, Turn
+from copilot.core.protocols import EvidenceLike, FlagLike
 from copilot.core.redaction import PiiType
 
 __all__ = [
@@ -103,27 +104,7 @@ class StepStatus(StrEnum):
 # -- signals, duck-typed -----------------------------------------------------------------------
 
 
-class EvidenceLike(Protocol):
-    """The words behind a flag: which turn, and the quote."""
-
-    @property
-    def turn_id(self) -> str: ...
-
-    @property
-    def quote(self) -> str: ...
-
-
-class FlagLike(Protocol):
-    """A signal flag (`copilot.core.signals`): kind, level low|medium|high|critical, evidence."""
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def level(self) -> str: ...
-
-    @property
-    def evidence(self) -> Sequence[EvidenceLike]: ...
+# EvidenceLike and FlagLike live in copilot.core.protocols (shared by every stage).
 
 
 # -- cues: precompiled phrase / regex lists ----------------------------------------------------

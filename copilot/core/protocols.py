@@ -45,3 +45,42 @@ class FeedbackSink(Protocol):
     def record(self, action: FeedbackAction) -> None:
         """Keep one action (accept, edit, discard, article helpful, flag wrong, ...)."""
         ...
+
+
+# --- duck-typed views of core objects, so each engine stage can be tested with plain objects ---
+
+
+class TurnLike(Protocol):
+    """What the stages read from a turn (`copilot.core.conversation.Turn` fits)."""
+
+    @property
+    def turn_id(self) -> str: ...
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
+
+
+class EvidenceLike(Protocol):
+    """The words behind a flag: which turn, and the quote."""
+
+    @property
+    def turn_id(self) -> str: ...
+
+    @property
+    def quote(self) -> str: ...
+
+
+class FlagLike(Protocol):
+    """A signal flag (`copilot.core.signals.Flag` fits): kind, level and the words behind it."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def level(self) -> str: ...
+
+    @property
+    def evidence(self) -> Sequence[EvidenceLike]: ...

@@ -39,7 +39,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Protocol
+
+from copilot.core.protocols import TurnLike
 
 __all__ = [
     "SLOT_LABELS",
@@ -70,19 +71,6 @@ SLOT_LABELS: Mapping[str, str] = MappingProxyType(
     }
 )
 SLOT_NAMES: frozenset[str] = frozenset(SLOT_LABELS)
-
-
-class TurnLike(Protocol):
-    """What slot extraction reads from a turn (`copilot.core.conversation.Turn` fits)."""
-
-    @property
-    def turn_id(self) -> str: ...
-
-    @property
-    def role(self) -> str: ...
-
-    @property
-    def text(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)

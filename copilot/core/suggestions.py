@@ -64,6 +64,7 @@ import numpy.typing as npt
 from rapidfuzz import fuzz
 
 from copilot.core.models import ArticleHit, Passage, PassageHit
+from copilot.core.protocols import FlagLike
 from copilot.core.slots import (
     SLOT_LABELS,
     SlotValues,
@@ -146,19 +147,6 @@ _BLOCKING_SEVERITIES = frozenset({"warning", "critical", "error", "high"})
 
 
 # --- collaborators ------------------------------------------------------------------------------
-
-
-class FlagLike(Protocol):
-    """A raised signal (`copilot.core.signals` flags fit): kind, level and evidence."""
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def level(self) -> str: ...
-
-    @property
-    def evidence(self) -> Sequence[Any]: ...
 
 
 class DraftFinding(Protocol):

@@ -36,6 +36,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from copilot.core import slots
+from copilot.core.protocols import EvidenceLike, FlagLike, TurnLike
 
 __all__ = [
     "DEFAULT_NEXT_STEPS",
@@ -54,40 +55,6 @@ __all__ = [
 ]
 
 # -- collaborators -------------------------------------------------------------------------------
-
-
-class TurnLike(Protocol):
-    """What the summary reads from a turn (`copilot.core.conversation.Turn` fits)."""
-
-    @property
-    def turn_id(self) -> str: ...
-
-    @property
-    def role(self) -> str: ...
-
-    @property
-    def text(self) -> str: ...
-
-
-class EvidenceLike(Protocol):
-    @property
-    def turn_id(self) -> str: ...
-
-    @property
-    def quote(self) -> str: ...
-
-
-class FlagLike(Protocol):
-    """A signal flag (`copilot.core.signals` fits): kind, level and the words behind it."""
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def level(self) -> str: ...
-
-    @property
-    def evidence(self) -> Sequence[EvidenceLike]: ...
 
 
 class LedgerItemLike(Protocol):
