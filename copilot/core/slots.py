@@ -183,7 +183,7 @@ def _word_set(text: str) -> frozenset[str]:
 
 
 # Capitalised words that are not names even where a name could stand.
-_NOT_NAMES = _word_set(
+NOT_NAMES = _word_set(
     """
     a about absolutely actually afraid again all also always am an and annoyed any are as at
     back bank because being bill billing broadband but by calling can cam can't certainly
@@ -356,19 +356,19 @@ def _is_name(candidate: str) -> bool:
         return False
     titled = words[0] in {"Mr", "Mrs", "Ms", "Miss", "Mx", "Dr"}
     names = words[1:] if titled else words
-    return bool(names) and all(w.lower() not in _NOT_NAMES for w in names)
+    return bool(names) and all(w.lower() not in NOT_NAMES for w in names)
 
 
 def _clean_name(raw: str, *, full: bool) -> str | None:
     """A name as the customer should be addressed: title + surname, or the first name."""
     words = raw.split()
     if words and words[0].rstrip(".") in {"Mr", "Mrs", "Ms", "Miss", "Mx", "Dr"}:
-        if len(words) < 2 or words[-1].lower() in _NOT_NAMES:
+        if len(words) < 2 or words[-1].lower() in NOT_NAMES:
             return None
         return f"{words[0].rstrip('.')} {words[-1]}"
     kept: list[str] = []
     for word in words:
-        if word.lower() in _NOT_NAMES or not re.fullmatch(r"[A-Za-z'\-]+", word):
+        if word.lower() in NOT_NAMES or not re.fullmatch(r"[A-Za-z'\-]+", word):
             break
         kept.append(word[:1].upper() + word[1:])
     if not kept:
@@ -380,12 +380,12 @@ def _money(pounds: str, pence: str | None) -> str:
     return f"£{pounds}.{pence}" if pence else f"£{pounds}"
 
 
-# Slot names in the tuples below are scanned by `_scan_turn`; values are per turn, in text order.
+# Slot names in the tuples below are scanned by `scan_turn`; values are per turn, in text order.
 _Found = tuple[tuple[str, str], ...]
 
 
 @lru_cache(maxsize=8192)
-def _scan_turn(role: str, text: str) -> _Found:
+def scan_turn(role: str, text: str) -> _Found:
     """Every slot value one turn mentions, in text order (memoised: turns never change)."""
     found: list[tuple[int, str, str]] = []
     lower = text.lower()
@@ -484,7 +484,7 @@ def extract_slots(turns: Iterable[TurnLike]) -> SlotValues:
         role = _role_name(turn.role)
         if role not in ("customer", "agent"):
             continue
-        for name, value in _scan_turn(role, turn.text):
+        for name, value in scan_turn(role, turn.text):
             latest[f"{name}@{role}"] = SlotValue(name, value, turn.turn_id)
     values: dict[str, SlotValue] = {}
     for slot, sources in _SOURCES.items():

@@ -712,7 +712,7 @@ def extract_facts(text: str, turn_id: str = "", *, role: str = "customer") -> tu
     """
     masked = _PLACEHOLDER.sub(lambda m: " " * len(m.group()), text)
     found: list[Fact] = []
-    for name, value in slots._scan_turn(role, masked):
+    for name, value in slots.scan_turn(role, masked):
         kind = _SLOT_KINDS.get(name)
         if kind is None:
             continue
@@ -878,7 +878,7 @@ def _agent_info(text: str, turn_id: str, sentences: list[str], facts: list[Fact]
 
 
 def _is_full_name(name: str) -> bool:
-    return all(w.lower() not in slots._NOT_NAMES for w in name.split()[-2:])
+    return all(w.lower() not in slots.NOT_NAMES for w in name.split()[-2:])
 
 
 @lru_cache(maxsize=4096)
