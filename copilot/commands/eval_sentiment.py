@@ -30,6 +30,13 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="also use the embedding head (loads the model; trains the head on first use)",
     )
+    parser.add_argument(
+        "--train",
+        type=Path,
+        metavar="FILE",
+        help="train the embedding head on these labelled turns instead of the pack's (implies "
+        "--embeddings) and let it decide alone (its most probable label)",
+    )
     _common.add_backend_option(parser)
     parser.add_argument(
         "--errors", type=int, default=0, metavar="N", help="list up to N misclassified turns"
@@ -65,14 +72,17 @@ def run(args: argparse.Namespace) -> int:
 
     content = _common.content_dir(args)
     cases_path: Path = args.cases or content / content_signals.SENTIMENT_EVAL_FILE
-    embedder = _common.embedder(args) if args.embeddings else None
+    embedder = _common.embedder(args) if args.embeddings or args.train else None
+    trained: dict[str, Any] | None = None
     try:
         config = content_signals.load_signal_config(
             content,
-            embedder=embedder,
+            embedder=embedder if args.train is None else None,
             cache_dir=paths.models_dir(_common.data_dir(args)) if embedder else None,
         )
         cases = content_signals.read_sentiment_cases(cases_path)
+        if args.train is not None and embedder is not None:
+            config, trained = _with_trained_head(config, args.train, embedder)
     except (SignalConfigError, ValueError) as exc:
         raise UserError(str(exc)) from exc
     if not cases:
@@ -102,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
     predicted = [str(s.label) for s in scores]
     result = evaluate(gold, predicted)
     result["method"] = "lexicon+embedding-head" if vectors is not None else "lexicon"
+    if trained is not None:
+        result["head"] = trained
     result["ms_per_turn"] = round(sentiment_ms, 4)
     result["ms_per_turn_all_signals"] = round(signals_ms, 4)
     errors = [
@@ -117,6 +129,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"cases:         {result['cases']}  ({cases_path})")
     print(f"method:        {result['method']}")
+    if trained is not None:
+        print(
+            f"head:          trained on {trained['train']} ({trained['turns']} turns, "
+            f"{trained['seconds']} s), deciding alone (most probable label)"
+        )
     print(f"macro-recall:  {result['macro_recall']:.4f}")
     print(f"accuracy:      {result['accuracy']:.4f}")
     for label in LABELS:
@@ -128,6 +145,29 @@ def run(args: argparse.Namespace) -> int:
         print(f"{g:<12}" + "".join(f"{result['confusion'][g][p]:>10}" for p in LABELS))
     print(f"time per turn: {sentiment_ms:.4f} ms sentiment, {signals_ms:.4f} ms all signals")
     for error in errors[: args.errors]:
-        label, predicted = error["label"], error["predicted"]
-        print(f"  {label:>8} -> {predicted:<8} {error['score']:+.2f}  {error['text']}")
+        print(
+            f"  {error['label']:>8} -> {error['predicted']:<8} {error['score']:+.2f}  "
+            f"{error['text']}"
+        )
     return 0
+
+
+def _with_trained_head(config: Any, train: Path, embedder: Any) -> tuple[Any, dict[str, Any]]:
+    """The signal config with a head trained on ``train`` and its blend calibrated there."""
+    import dataclasses
+
+    from copilot.services import content_signals
+
+    started = time.perf_counter()
+    examples = content_signals.read_sentiment_cases(train)
+    head = content_signals.train_sentiment_head(examples, config.sentiment, embedder)
+    # A head fitted on the domain's own turns (balanced class weights) decides alone: no
+    # thresholds to tune, so nothing is fitted to the cases it is evaluated on.
+    sentiment = dataclasses.replace(config.sentiment, head=head, head_weight=1.0)
+    info: dict[str, Any] = {
+        "train": str(train),
+        "turns": len(examples),
+        "ngram_share": head.ngram_share,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    return dataclasses.replace(config, sentiment=sentiment), info

@@ -61,31 +61,90 @@ class SentimentLexicon:
         object.__setattr__(self, "phrase_index", _phrase_index(self.phrases))
 
 
+# Character n-grams (2-5 within word boundaries) catch what a sentence embedding smooths away:
+# spelling ("soooo", "gr8"), negated stems ("n't work"), hashtags and emoticons.
+NGRAM_SIZES = (2, 5)
+_HANDLE = re.compile(r"@\w+|https?://\S+|www\.\S+")
+
+
+def char_ngrams(text: str) -> list[str]:
+    """The character n-grams of a turn, as the n-gram part of the sentiment head sees them.
+
+    Lower-cased; user handles and links dropped, ``#`` removed from hashtags; each word padded
+    with one space on both sides, so a gram can mark the start or end of a word.
+    """
+    low, high = NGRAM_SIZES
+    words = _HANDLE.sub(" ", text.lower()).replace("#", " ").split()
+    grams: list[str] = []
+    for word in words:
+        padded = f" {word} "
+        for n in range(low, high + 1):
+            if len(padded) <= n:
+                grams.append(padded)
+                break
+            grams.extend(padded[i : i + n] for i in range(len(padded) - n + 1))
+    return grams
+
+
+@dataclass(frozen=True, slots=True)
+class NgramModel:
+    """A softmax-linear classifier over the sublinear TF-IDF of a turn's `char_ngrams`."""
+
+    vocabulary: Mapping[str, int]
+    idf: npt.NDArray[np.float32]  # (n_grams,)
+    weights: npt.NDArray[np.float32]  # (n_labels, n_grams)
+    bias: npt.NDArray[np.float32]  # (n_labels,)
+
+    def logits(self, text: str) -> npt.NDArray[np.float32]:
+        counts: dict[int, int] = {}
+        for gram in char_ngrams(text):
+            index = self.vocabulary.get(gram)
+            if index is not None:
+                counts[index] = counts.get(index, 0) + 1
+        if not counts:
+            return np.asarray(self.bias, dtype=np.float32)
+        columns = np.fromiter(counts, dtype=np.int64, count=len(counts))
+        tf = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float32, count=len(counts)))
+        x = tf * self.idf[columns]
+        x /= float(np.linalg.norm(x)) or 1.0
+        return np.asarray(self.weights[:, columns] @ x + self.bias, dtype=np.float32)
+
+
+def _softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    shifted = np.asarray(logits, dtype=np.float64) - float(np.max(logits))
+    exp = np.exp(shifted)
+    return np.asarray(exp / exp.sum())
+
+
 @dataclass(frozen=True, slots=True)
 class SentimentHead:
-    """A softmax-linear classifier over [embedding, lexicon features] (see `lexicon_features`).
+    """A softmax-linear classifier over [embedding, lexicon features] (see `lexicon_features`),
+    optionally averaged with a character n-gram classifier (`NgramModel`).
 
     Trained by `copilot.services.content_signals` on the pack's labelled customer-service turns;
     only used when the caller passes the turn's embedding from the model named here.
+    ``ngram_share`` is the n-gram classifier's share of the averaged probabilities.
     """
 
     model: str
     labels: tuple[SentimentLabel, ...]
     weights: npt.NDArray[np.float32]  # (n_labels, dimension + n_lexicon_features)
     bias: npt.NDArray[np.float32]  # (n_labels,)
+    ngrams: NgramModel | None = None
+    ngram_share: float = 0.0
 
     @property
     def dimension(self) -> int:
         return int(self.weights.shape[1]) - N_LEXICON_FEATURES
 
     def probabilities(
-        self, embedding: npt.NDArray[np.float32], features: Sequence[float]
+        self, embedding: npt.NDArray[np.float32], features: Sequence[float], text: str = ""
     ) -> dict[SentimentLabel, float]:
         x = np.concatenate([np.asarray(embedding, dtype=np.float32).ravel(), features])
-        logits = self.weights @ x + self.bias
-        logits = logits - logits.max()
-        exp = np.exp(logits)
-        probs = exp / exp.sum()
+        probs = _softmax(self.weights @ x + self.bias)
+        if self.ngrams is not None and self.ngram_share > 0.0:
+            share = self.ngram_share
+            probs = (1.0 - share) * probs + share * _softmax(self.ngrams.logits(text))
         return {label: float(p) for label, p in zip(self.labels, probs, strict=True)}
 
 
@@ -98,9 +157,12 @@ class SentimentConfig:
         negative_below: a final score at or below this is labelled negative.
         positive_above: a final score at or above this is labelled positive.
         head: optional embedding classifier; blended in when an embedding is given.
-        head_weight: share of the head's (p_pos - p_neg) in the final score, 0..1.
+        head_weight: share of the head's (p_pos - p_neg) in the final score, 0..1; at 1 the
+            head decides alone, by its most probable label.
         head_negative_below, head_positive_above: the label thresholds for a blended score,
             whose spread differs from the lexicon's.
+        head_ngram_share: share of the head's character n-gram classifier in its probabilities
+            (0 trains none).
         trend_alpha: smoothing factor of the exponentially weighted score (weight of the newest).
         trend_window: how many of the latest smoothed scores the trend slope is fitted on.
         trend_min_slope: slope per customer turn above which the trend is not "steady".
@@ -113,6 +175,7 @@ class SentimentConfig:
     head_weight: float = 0.5
     head_negative_below: float = -0.2
     head_positive_above: float = 0.5
+    head_ngram_share: float = 0.3
     trend_alpha: float = 0.5
     trend_window: int = 4
     trend_min_slope: float = 0.08
@@ -381,13 +444,16 @@ def score_turn(
     head = config.head
     if head is None or embedding is None or np.asarray(embedding).size != head.dimension:
         return base
-    probs = head.probabilities(embedding, lexicon_features(base))
+    probs = head.probabilities(embedding, lexicon_features(base), text)
     head_score = probs.get(SentimentLabel.POSITIVE, 0.0) - probs.get(SentimentLabel.NEGATIVE, 0.0)
     w = config.head_weight
     blended = (1.0 - w) * base.lexicon_score + w * head_score
+    # At weight 1 the head decides alone, by its most probable label (it was trained with
+    # balanced class weights, so no threshold needs fitting).
+    label = max(probs, key=probs.__getitem__) if w >= 1.0 else _label(blended, config, head=True)
     return SentimentScore(
         score=blended,
-        label=_label(blended, config, head=True),
+        label=label,
         lexicon_score=base.lexicon_score,
         positive=base.positive,
         negative=base.negative,

@@ -525,7 +525,9 @@ def _sentiment(
     trend = _mapping(data.get("trend", {}), f"{key}.trend")
     _known(trend, f"{key}.trend", {"alpha", "window", "min_slope"})
     head = _mapping(data.get("head", {}), f"{key}.head")
-    _known(head, f"{key}.head", {"train", "weight", "negative_below", "positive_above"})
+    _known(
+        head, f"{key}.head", {"train", "weight", "negative_below", "positive_above", "ngram_share"}
+    )
     head_source = _text(head["train"], f"{key}.head.train") if "train" in head else ""
     head_neg = _number(head.get("negative_below", -0.2), f"{key}.head.negative_below", -1, 1)
     head_pos = _number(head.get("positive_above", 0.5), f"{key}.head.positive_above", -1, 1)
@@ -544,6 +546,7 @@ def _sentiment(
         head_weight=_number(head.get("weight", 0.5), f"{key}.head.weight", 0.0, 1.0),
         head_negative_below=head_neg,
         head_positive_above=head_pos,
+        head_ngram_share=_number(head.get("ngram_share", 0.3), f"{key}.head.ngram_share", 0.0, 1.0),
         trend_alpha=_number(trend.get("alpha", 0.5), f"{key}.trend.alpha", 0.01, 1.0),
         trend_window=_int(trend.get("window", 4), f"{key}.trend.window", 2, 50),
         trend_min_slope=_number(trend.get("min_slope", 0.08), f"{key}.trend.min_slope", 0.0, 2.0),

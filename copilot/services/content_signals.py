@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -20,15 +19,19 @@ import numpy as np
 import yaml
 
 from copilot.core.sentiment import (
+    NgramModel,
     SentimentConfig,
     SentimentHead,
     SentimentLabel,
+    char_ngrams,
     lexicon_features,
     score_text,
 )
 from copilot.core.signals import SignalConfig, SignalConfigError, build_signal_config
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
+
     from copilot.core.protocols import Embedder
 
 SIGNALS_FILE = "signals.yaml"
@@ -167,6 +170,8 @@ def _head_key(
     for table in (config.lexicon.valence, config.lexicon.phrases, config.lexicon.boosters):
         digest.update(json.dumps(sorted(table.items()), ensure_ascii=False).encode())
     digest.update(json.dumps(sorted(config.lexicon.negations)).encode())
+    # v2: the head carries a character n-gram part; older caches are retrained
+    digest.update(f"v2 ngram_share={config.head_ngram_share}".encode())
     return digest.hexdigest()[:16]
 
 
@@ -176,36 +181,129 @@ def train_sentiment_head(
     embedder: Embedder,
     *,
     c: float = 1.0,
+    ngram_share: float | None = None,
 ) -> SentimentHead:
-    """Fit the softmax-linear head on labelled turns: [embedding, lexicon features] -> label.
+    """Fit the head on labelled turns: [embedding, lexicon features] -> label, plus a character
+    n-gram classifier averaged in with ``ngram_share`` (default: the config's).
 
     Args:
         examples: (text, label) pairs, every label present.
         config: the sentiment configuration whose lexicon supplies the features.
         embedder: the model whose vectors the pipeline will pass at run time.
         c: inverse regularisation strength of the logistic regression.
+        ngram_share: the n-gram classifier's share of the probabilities; 0 trains none.
     """
-    from sklearn.linear_model import LogisticRegression
-
     labels = tuple(SentimentLabel)
     present = {label for _, label in examples}
     if present != set(labels):
         missing = ", ".join(sorted(set(labels) - present))
         raise ValueError(f"the head's training data has no {missing} examples")
-    vectors = embedder.embed([text for text, _ in examples])
+    texts = [text for text, _ in examples]
+    vectors = embedder.embed(texts)
     features = np.array(
-        [lexicon_features(score_text(text, config)) for text, _ in examples], dtype=np.float32
+        [lexicon_features(score_text(text, config)) for text in texts], dtype=np.float32
     )
-    x = np.hstack([vectors, features])
     y = np.array([labels.index(label) for _, label in examples])
+    share = config.head_ngram_share if ngram_share is None else ngram_share
+    return _fit_head(embedder.name, texts, np.hstack([vectors, features]), y, c=c, share=share)
+
+
+def _fit_head(
+    model_name: str,
+    texts: Sequence[str],
+    x: npt.NDArray[np.float32],
+    y: npt.NDArray[np.int64],
+    *,
+    c: float,
+    share: float,
+) -> SentimentHead:
+    from sklearn.linear_model import LogisticRegression
+
+    labels = tuple(SentimentLabel)
     model = LogisticRegression(C=c, max_iter=5000, class_weight="balanced")
     model.fit(x, y)
     order = [list(model.classes_).index(i) for i in range(len(labels))]
     return SentimentHead(
-        model=embedder.name,
+        model=model_name,
         labels=labels,
         weights=np.asarray(model.coef_[order], dtype=np.float32),
         bias=np.asarray(model.intercept_[order], dtype=np.float32),
+        ngrams=_train_ngrams(texts, y, len(labels)) if share > 0 else None,
+        ngram_share=share if share > 0 else 0.0,
+    )
+
+
+def _train_ngrams(texts: Sequence[str], y: npt.NDArray[np.int64], n_labels: int) -> NgramModel:
+    """Sublinear TF-IDF of `char_ngrams` + balanced logistic regression (the head's n-gram part).
+
+    The vectoriser uses the core's own analyser, so run-time features match training exactly.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    # a gram seen once is as likely noise as signal; with tiny packs keep them all
+    vectorizer = TfidfVectorizer(
+        analyzer=char_ngrams, min_df=2 if len(texts) >= 500 else 1, sublinear_tf=True
+    )
+    matrix = vectorizer.fit_transform(texts)
+    model = LogisticRegression(C=3.0, max_iter=5000, class_weight="balanced")
+    model.fit(matrix, y)
+    order = [list(model.classes_).index(i) for i in range(n_labels)]
+    return NgramModel(
+        vocabulary={gram: int(i) for gram, i in vectorizer.vocabulary_.items()},
+        idf=np.asarray(vectorizer.idf_, dtype=np.float32),
+        weights=np.asarray(model.coef_[order], dtype=np.float32),
+        bias=np.asarray(model.intercept_[order], dtype=np.float32),
+    )
+
+
+def _head_to_json(head: SentimentHead) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "model": head.model,
+        "labels": [str(label) for label in head.labels],
+        "weights": head.weights.tolist(),
+        "bias": head.bias.tolist(),
+        "ngram_share": head.ngram_share,
+    }
+    if head.ngrams is not None:
+        grams = sorted(head.ngrams.vocabulary, key=head.ngrams.vocabulary.__getitem__)
+        out["ngrams"] = {
+            "grams": grams,
+            "idf": head.ngrams.idf.tolist(),
+            "weights": head.ngrams.weights.tolist(),
+            "bias": head.ngrams.bias.tolist(),
+        }
+    return out
+
+
+def _head_from_json(raw: dict[str, Any]) -> SentimentHead | None:
+    """A cached head, or None when the file does not hold a sound one."""
+    labels = tuple(SentimentLabel(label) for label in raw["labels"])
+    weights = np.asarray(raw["weights"], dtype=np.float32)
+    bias = np.asarray(raw["bias"], dtype=np.float32)
+    if not (weights.shape[0] == bias.shape[0] == len(labels) and np.isfinite(weights).all()):
+        return None
+    ngrams = None
+    if raw.get("ngrams"):
+        part = raw["ngrams"]
+        grams = [str(g) for g in part["grams"]]
+        idf = np.asarray(part["idf"], dtype=np.float32)
+        n_weights = np.asarray(part["weights"], dtype=np.float32)
+        n_bias = np.asarray(part["bias"], dtype=np.float32)
+        if n_weights.shape != (len(labels), len(grams)) or idf.shape != (len(grams),):
+            return None
+        if not (np.isfinite(n_weights).all() and np.isfinite(idf).all()):
+            return None
+        ngrams = NgramModel(
+            vocabulary={g: i for i, g in enumerate(grams)}, idf=idf, weights=n_weights, bias=n_bias
+        )
+    return SentimentHead(
+        model=str(raw["model"]),
+        labels=labels,
+        weights=weights,
+        bias=bias,
+        ngrams=ngrams,
+        ngram_share=float(raw.get("ngram_share", 0.0)) if ngrams is not None else 0.0,
     )
 
 
@@ -219,34 +317,15 @@ def load_or_train_head(
     cached = cache_dir / f"sentiment_head_{key}.json" if cache_dir is not None else None
     if cached is not None and cached.is_file():
         try:
-            raw = json.loads(cached.read_text(encoding="utf-8"))
-            weights = np.asarray(raw["weights"], dtype=np.float32)
-            bias = np.asarray(raw["bias"], dtype=np.float32)
-            if weights.shape[0] == bias.shape[0] == len(raw["labels"]) and all(
-                math.isfinite(v) for v in weights.ravel()
-            ):
-                return SentimentHead(
-                    model=str(raw["model"]),
-                    labels=tuple(SentimentLabel(label) for label in raw["labels"]),
-                    weights=weights,
-                    bias=bias,
-                )
+            head = _head_from_json(json.loads(cached.read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError, TypeError):
-            pass  # a damaged cache is simply retrained
+            head = None  # a damaged cache is simply retrained
+        if head is not None:
+            return head
     head = train_sentiment_head(examples, config.sentiment, embedder)
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps(
-                {
-                    "model": head.model,
-                    "labels": [str(label) for label in head.labels],
-                    "weights": head.weights.tolist(),
-                    "bias": head.bias.tolist(),
-                }
-            ),
-            encoding="utf-8",
-        )
+        tmp.write_text(json.dumps(_head_to_json(head)), encoding="utf-8")
         tmp.replace(cached)
     return head

@@ -56,3 +56,43 @@ def test_bad_label_is_a_readable_error(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["eval", "sentiment", "--cases", str(path)]) == 2
     err = capsys.readouterr().err
     assert "line 1.label" in err and "'happy'" in err
+
+
+def test_train_fits_a_head_on_another_file_and_lets_it_decide(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fake_embedder: object,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from copilot.commands import _common
+
+    monkeypatch.setattr(_common, "embedder", lambda _args: fake_embedder)
+    train = tmp_path / "train.jsonl"
+    rows = [
+        (f"{word} {filler}", label)
+        for word, label in (
+            ("zorgly", "negative"),
+            ("blimpish", "positive"),
+            ("quetzal", "neutral"),
+        )
+        for filler in ("today", "again", "the router", "my bill", "this week", "at home")
+    ]
+    train.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in rows))
+    test = tmp_path / "test.jsonl"
+    test.write_text(
+        "".join(
+            json.dumps({"text": t, "label": lab}) + "\n"
+            for t, lab in (
+                ("zorgly modem", "negative"),
+                ("blimpish engineer", "positive"),
+                ("quetzal letter", "neutral"),
+            )
+        )
+    )
+    args = ["--data-dir", str(tmp_path / "data"), "eval", "sentiment"]
+    assert main([*args, "--cases", str(test), "--train", str(train), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["macro_recall"] == 1.0  # the lexicon alone knows none of these words
+    assert report["head"]["turns"] == 18 and report["head"]["train"] == str(train)
+    assert main([*args, "--cases", str(test), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["macro_recall"] < 1.0

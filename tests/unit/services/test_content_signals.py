@@ -189,3 +189,71 @@ def test_the_real_head_helps_on_the_pack_set(tmp_path: Path, real_embedder: obje
     ]
     assert macro_recall(lexicon_only) >= 0.85
     assert macro_recall(with_head) >= macro_recall(lexicon_only)
+
+
+def test_the_cached_head_keeps_its_ngram_part(tmp_path: Path, fake_embedder: object) -> None:
+    content = tmp_path / "pack"
+    shutil.copytree(PACK, content, ignore=shutil.ignore_patterns("articles"))
+    cache = tmp_path / "cache"
+    head = load_signal_config(content, embedder=fake_embedder, cache_dir=cache).sentiment.head  # type: ignore[arg-type]
+    assert head is not None and head.ngrams is not None and head.ngram_share == pytest.approx(0.3)
+    again = load_signal_config(content, embedder=fake_embedder, cache_dir=cache).sentiment.head  # type: ignore[arg-type]
+    assert again is not None and again.ngrams is not None
+    assert again.ngrams.vocabulary == head.ngrams.vocabulary
+    text = "Sooo fed up, nothing works"
+    vector = fake_embedder.embed([text])[0]  # type: ignore[attr-defined]
+    features = [0.0, 0.0, 0.0, 0.0]
+    assert again.probabilities(vector, features, text) == pytest.approx(
+        head.probabilities(vector, features, text), abs=1e-6
+    )
+
+
+def test_a_damaged_head_cache_is_retrained(tmp_path: Path, fake_embedder: object) -> None:
+    content = tmp_path / "pack"
+    shutil.copytree(PACK, content, ignore=shutil.ignore_patterns("articles"))
+    cache = tmp_path / "cache"
+    load_signal_config(content, embedder=fake_embedder, cache_dir=cache)  # type: ignore[arg-type]
+    (cached,) = cache.glob("sentiment_head_*.json")
+    raw = json.loads(cached.read_text())
+    raw["ngrams"]["weights"] = raw["ngrams"]["weights"][:1]  # wrong shape
+    cached.write_text(json.dumps(raw))
+    head = load_signal_config(content, embedder=fake_embedder, cache_dir=cache).sentiment.head  # type: ignore[arg-type]
+    assert head is not None and head.ngrams is not None
+    assert head.ngrams.weights.shape == (3, len(head.ngrams.vocabulary))
+
+
+def test_ngram_part_learns_what_the_embedding_cannot(fake_embedder: object) -> None:
+    """Variant spellings defeat a word-level embedding; the n-gram part still sees them."""
+    from copilot.core.sentiment import score_turn
+    from copilot.services.content_signals import train_sentiment_head
+
+    config = load_signal_config(PACK).sentiment
+    examples = [
+        (f"{word} {filler}", label)
+        for word, label in (
+            ("zorgly", SentimentLabel.NEGATIVE),
+            ("blimpish", SentimentLabel.POSITIVE),
+            ("quetzal", SentimentLabel.NEUTRAL),
+        )
+        for filler in ("today", "again", "the router", "my bill", "this week", "at home")
+    ]
+    import dataclasses
+
+    plain = dataclasses.replace(
+        config,
+        head=train_sentiment_head(examples, config, fake_embedder, ngram_share=0.0),  # type: ignore[arg-type]
+        head_weight=1.0,
+    )
+    mixed = dataclasses.replace(
+        config,
+        head=train_sentiment_head(examples, config, fake_embedder, ngram_share=0.7),  # type: ignore[arg-type]
+        head_weight=1.0,
+    )
+    # unseen spellings: a word-hashing embedding cannot link them, character n-grams can
+    unseen = ["zorglyyy modem", "blimpishly engineer", "quetzals letter"]
+    wanted = [SentimentLabel.NEGATIVE, SentimentLabel.POSITIVE, SentimentLabel.NEUTRAL]
+    vectors = fake_embedder.embed(unseen)  # type: ignore[attr-defined]
+    got = [score_turn(t, mixed, embedding=vectors[i]).label for i, t in enumerate(unseen)]
+    assert got == wanted
+    plain_got = [score_turn(t, plain, embedding=vectors[i]).label for i, t in enumerate(unseen)]
+    assert plain_got != wanted
