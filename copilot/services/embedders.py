@@ -320,7 +320,11 @@ def read_onnx_manifest(model_dir: Path) -> dict[str, Any] | None:
 
 
 def check_onnx_cache(
-    model_dir: Path, variants: Sequence[str], *, verify_hashes: bool = True
+    model_dir: Path,
+    variants: Sequence[str],
+    *,
+    verify_hashes: bool = True,
+    check_source: bool = True,
 ) -> str | None:
     """Why an exported model cannot be used for ``variants``, or None when it can.
 
@@ -329,18 +333,31 @@ def check_onnx_cache(
         variants: the variants that must be present.
         verify_hashes: also recompute the sha256 of the source model and of every file (~0.2 s);
             without it only names, versions and file sizes are compared (fast enough for start-up).
+        check_source: also compare the manifest with the bundled source model; a frozen build
+            ships the export without its source (`bundled_onnx_dir`), so it skips this.
     """
     manifest = read_onnx_manifest(model_dir)
     if manifest is None:
         return "no manifest"
     try:
-        return _cache_problem(Path(model_dir), manifest, variants, verify_hashes=verify_hashes)
+        return _cache_problem(
+            Path(model_dir),
+            manifest,
+            variants,
+            verify_hashes=verify_hashes,
+            check_source=check_source,
+        )
     except (AttributeError, TypeError):  # fields of the wrong JSON type: edited or damaged
         return "manifest is malformed"
 
 
 def _cache_problem(
-    model_dir: Path, manifest: dict[str, Any], variants: Sequence[str], *, verify_hashes: bool
+    model_dir: Path,
+    manifest: dict[str, Any],
+    variants: Sequence[str],
+    *,
+    verify_hashes: bool,
+    check_source: bool = True,
 ) -> str | None:
     if manifest.get("manifest_version") != MANIFEST_VERSION:
         return "manifest version differs"
@@ -348,15 +365,16 @@ def _cache_problem(
         return "manifest is for another model or opset"
     if manifest.get("max_seq_length") != MAX_SEQ_LENGTH:
         return "manifest is for another sequence length"
-    source = bundled_model_dir() / _SOURCE_FILE
-    recorded_source = manifest.get("source") or {}
-    try:
-        if recorded_source.get("size") != source.stat().st_size:
-            return "the bundled model changed"
-        if verify_hashes and recorded_source.get("sha256") != _sha256(source):
-            return "the bundled model changed"
-    except OSError:
-        return "the bundled model cannot be read"
+    if check_source:
+        source = bundled_model_dir() / _SOURCE_FILE
+        recorded_source = manifest.get("source") or {}
+        try:
+            if recorded_source.get("size") != source.stat().st_size:
+                return "the bundled model changed"
+            if verify_hashes and recorded_source.get("sha256") != _sha256(source):
+                return "the bundled model changed"
+        except OSError:
+            return "the bundled model cannot be read"
     files: dict[str, Any] = dict(manifest.get("files") or {})
     recorded = manifest.get("variants") or {}
     for variant in variants:
@@ -589,6 +607,28 @@ def _remove_stale_builds(model_dir: Path, *, older_than: float = 3600.0) -> None
 # --- choosing a backend ----------------------------------------------------------------------
 
 
+def bundled_onnx_dir(variant: str | None = None) -> Path | None:
+    """The pre-exported model shipped inside a frozen build, when it holds ``variant`` intact.
+
+    A frozen build (``packaging/copilot.spec``) leaves torch out, so it cannot export: it ships
+    the export (model, tokenizer, manifest) under `paths.bundled_models_dir` instead, without
+    the source model, so only the export's own files are checked (versions, names, sizes).
+
+    Args:
+        variant: ``"int8"`` or ``"fp32"`` (default `DEFAULT_ONNX_VARIANT`).
+
+    Returns:
+        The model directory, or None when running from source or the bundle lacks the variant.
+    """
+    models = paths.bundled_models_dir()
+    if models is None:
+        return None
+    model_dir = models / ONNX_DIRNAME
+    chosen = _check_variant(variant or DEFAULT_ONNX_VARIANT)
+    problem = check_onnx_cache(model_dir, [chosen], verify_hashes=False, check_source=False)
+    return model_dir if problem is None else None
+
+
 def load_embedder(
     backend: str = "onnx", data_dir: Path | None = None, *, variant: str | None = None
 ) -> Embedder:
@@ -596,13 +636,15 @@ def load_embedder(
 
     Args:
         backend: ``"onnx"`` (fast default; exports the model on first use, which takes 10-20 s and
-            imports torch once), ``"torch"`` (the sentence-transformers reference) or
-            ``"hashing"`` (the deterministic test stand-in).
+            imports torch once; a frozen build loads the export it ships, `bundled_onnx_dir`),
+            ``"torch"`` (the sentence-transformers reference) or ``"hashing"`` (the
+            deterministic test stand-in).
         data_dir: the user data directory holding the ONNX cache (default: `paths.data_dir`).
         variant: ``"int8"`` or ``"fp32"`` for the onnx backend (default `DEFAULT_ONNX_VARIANT`).
 
     Raises:
         ValueError: for an unknown backend or variant.
+        FileNotFoundError: in a frozen build whose shipped model is missing or damaged.
     """
     if backend == "torch":
         return SentenceTransformerEmbedder()
@@ -611,6 +653,16 @@ def load_embedder(
     if backend != "onnx":
         raise ValueError(f"unknown embedding backend {backend!r} (expected onnx, torch or hashing)")
     chosen = _check_variant(variant or DEFAULT_ONNX_VARIANT)
+    bundled = bundled_onnx_dir(chosen)
+    if bundled is not None:
+        # Exported with this build and read-only: nothing to check against or rebuild.
+        return OnnxEmbedder(bundled, chosen, batch_threads=ONNX_BATCH_THREADS)
+    if paths.bundle_dir() is not None:
+        # A frozen build without torch cannot export; say what to do instead of an ImportError.
+        raise FileNotFoundError(
+            f"the {chosen} language model is missing from this installation "
+            f"({paths.bundled_models_dir()}); reinstall the co-pilot"
+        )
     data = paths.data_dir(data_dir)
     model_dir = onnx_model_dir(data)
     # Start-up compares sizes only; `copilot model export` recomputes every hash.

@@ -4,17 +4,38 @@ Data directory, in order: an explicit argument (``--data-dir``), ``$COPILOT_DATA
 platform's user data directory (platformdirs). Content pack: ``--content``,
 ``$COPILOT_CONTENT_DIR``,
 then the sample pack shipped beside the package.
+
+A frozen build (PyInstaller, ``packaging/copilot.spec``) ships the sample pack and a pre-exported
+ONNX model inside its bundle folder (`bundle_dir`); the same functions find them there.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import platformdirs
 
 APP_NAME = "agent-copilot"
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def bundle_dir() -> Path | None:
+    """The data folder of a frozen (PyInstaller) build, or None when running from source.
+
+    PyInstaller sets ``sys.frozen`` and puts the bundled data files in ``sys._MEIPASS`` (the
+    ``_internal`` folder beside the executable of a one-folder build).
+    """
+    if not getattr(sys, "frozen", False):
+        return None
+    return Path(getattr(sys, "_MEIPASS", Path(sys.executable).resolve().parent)).resolve()
+
+
+def bundled_models_dir() -> Path | None:
+    """Models shipped read-only inside a frozen build (``<bundle>/models``), or None."""
+    root = bundle_dir()
+    return root / "models" if root is not None else None
 
 
 def data_dir(override: str | os.PathLike[str] | None = None) -> Path:
@@ -41,7 +62,8 @@ def content_dir(override: str | os.PathLike[str] | None = None) -> Path:
 
 def sample_content_dir() -> Path:
     """The sample pack for the fictional company Kestrel Connect."""
-    return _PACKAGE_ROOT / "knowledge"
+    root = bundle_dir()
+    return (root if root is not None else _PACKAGE_ROOT) / "knowledge"
 
 
 def articles_dir(content: Path) -> Path:

@@ -10,8 +10,10 @@ turns the user's menu choices into signals, which `copilot.app` wires to the vie
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 from PySide6.QtCore import QPoint, QRect, QSize, Qt, Signal
 from PySide6.QtGui import (
@@ -43,6 +45,9 @@ from PySide6.QtWidgets import (
 )
 
 APP_TITLE = "Agent Co-pilot"
+#: Reverse-DNS application id: the .desktop file, the AppStream metainfo and the icon files
+#: (``resources/icons/hicolor``, ``packaging/linux``) are named after it.
+APP_ID = "io.github.agentcopilot.AgentCopilot"
 DEFAULT_WIDTH = 420
 MIN_WIDTH = 380
 MAX_WIDTH = 600
@@ -57,9 +62,38 @@ MODEL_STATES = (MODEL_LOADING, MODEL_READY, MODEL_ERROR)
 SNAP_EDGES = ("none", "left", "right")
 
 
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+
+def icon_theme_dir() -> Path | None:
+    """The ``hicolor`` folder of the icon set, found like the style sheets (`copilot.qt.theme`).
+
+    ``$COPILOT_RESOURCES_DIR/icons``, then ``copilot/resources/icons`` inside an installed package
+    or a frozen build, then ``<checkout>/resources/icons``; None when none exists.
+    """
+    override = os.environ.get("COPILOT_RESOURCES_DIR")
+    candidates = [Path(override).expanduser()] if override else []
+    candidates += [_PACKAGE_DIR / "resources", _PACKAGE_DIR.parent / "resources"]
+    for candidate in candidates:
+        hicolor = candidate / "icons" / "hicolor"
+        if hicolor.is_dir():
+            return hicolor
+    return None
+
+
 def app_icon() -> QIcon:
-    """The application icon, drawn (no image files to ship): a blue tile with "Co"."""
+    """The application icon: the PNG sizes of ``resources/icons`` (see `icon_theme_dir`).
+
+    PNGs rather than the SVG: they need no SVG plugin and are crisp at small sizes. Without the
+    icon files (a broken install) a blue tile with "Co" is drawn instead.
+    """
     icon = QIcon()
+    hicolor = icon_theme_dir()
+    if hicolor is not None:
+        for path in sorted(hicolor.glob(f"*x*/apps/{APP_ID}.png")):
+            icon.addFile(str(path))
+        if not icon.isNull():
+            return icon
     for size in (16, 32, 64, 128):
         pixmap = QPixmap(size, size)
         pixmap.fill(Qt.GlobalColor.transparent)
