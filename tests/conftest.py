@@ -27,6 +27,25 @@ def _isolated_data_dir(
     return path
 
 
+@pytest.fixture(autouse=True)
+def _no_api_on_the_default_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An app started by a test does not bind the real default port (8765), which a developer's
+    running co-pilot or a parallel test may hold; tests of the API give it a free port."""
+    try:
+        from copilot.qt import ingest_bridge
+        from copilot.services.ingest_server import DEFAULT_PORT
+    except ImportError:  # no Qt: nothing starts the in-app API
+        return
+    apply = ingest_bridge.IngestApiController.apply
+
+    def apply_off_the_default_port(self: object, settings: object) -> None:
+        if getattr(settings, "port", None) == DEFAULT_PORT:
+            settings = settings.model_copy(update={"enabled": False})  # type: ignore[attr-defined]
+        apply(self, settings)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ingest_bridge.IngestApiController, "apply", apply_off_the_default_port)
+
+
 @pytest.fixture
 def data_dir(_isolated_data_dir: Path) -> Path:
     return _isolated_data_dir

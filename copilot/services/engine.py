@@ -33,7 +33,10 @@ __all__ = [
     "Analyser",
     "ApplyStatus",
     "EngineFullError",
+    "EngineUnavailableError",
     "HeadlessEngine",
+    "IngestEngine",
+    "SnapshotListener",
     "SubmitResult",
 ]
 
@@ -82,6 +85,49 @@ class SubmitResult:
 
 class EngineFullError(ValueError):
     """A turn the engine refuses to keep (its conversation is too long)."""
+
+
+class EngineUnavailableError(RuntimeError):
+    """The engine cannot take the request now (stopping, or too busy to answer in time)."""
+
+
+class IngestEngine(Protocol):
+    """What the local ingest API needs of the co-pilot behind it.
+
+    `HeadlessEngine` is one (``copilot serve``); the desktop app passes
+    `copilot.qt.ingest_bridge.IngestBridge`, which hands turns to its panel. Every method is
+    called from the API's request threads, so each must be thread-safe and quick.
+    """
+
+    def submit(self, turn: Turn, *, channel: str | None = None) -> SubmitResult:
+        """Apply one parsed turn.
+
+        Raises:
+            EngineFullError: the conversation is too long to take it.
+            EngineUnavailableError: the engine cannot answer now.
+        """
+        ...
+
+    def snapshot(self, conversation_id: str) -> Snapshot | None:
+        """The latest snapshot of a conversation, or None."""
+        ...
+
+    def conversation(self, conversation_id: str) -> Conversation | None:
+        """The conversation as it stands (redacted), or None when unknown."""
+        ...
+
+    @property
+    def accepts_feedback(self) -> bool:
+        """Whether `record_feedback` keeps anything."""
+        ...
+
+    def record_feedback(self, action: FeedbackAction) -> Future[None]:
+        """Record an action; the future completes once it is stored."""
+        ...
+
+    def add_listener(self, listener: SnapshotListener) -> Callable[[], None]:
+        """Call `listener(snapshot)` for every new snapshot; returns its remover."""
+        ...
 
 
 @dataclass(slots=True)
@@ -241,7 +287,7 @@ class HeadlessEngine:
         future: Future[T] = Future()
         with self._wake:
             if self._stopping:
-                future.set_exception(RuntimeError("the engine is stopped"))
+                future.set_exception(EngineUnavailableError("the engine is stopped"))
                 return future
             self._jobs.append((fn, future))
             self._wake.notify_all()

@@ -7,6 +7,8 @@ answered with JSON. Endpoints (``docs/api/openapi.yaml`` is the reference)::
     POST /v1/turns                           one turn event or a list of them
     GET  /v1/conversations/{id}/snapshot     the latest snapshot (404 while there is none)
     POST /v1/feedback                        accept / edit / discard from another front end
+    GET  /v1/stream                          WebSocket: snapshots pushed as they are produced,
+                                             turn events accepted (see "The stream" below)
 
 Checks, in order, so that a foreign web page or a flood learns nothing:
 
@@ -23,6 +25,22 @@ Invalid events are refused as a whole with 400 and ``{"error", "field", "reason"
 never causes a 5xx; an unexpected failure is logged and answered 500 without details.
 
 The token is a random 256-bit value kept in the system keyring (`ingest_token`).
+
+The stream (``/v1/stream``) is a WebSocket on the same port. Its handshake passes the same Host,
+Origin and rate-limit checks; the token comes in the ``Authorization`` header or, because
+browsers cannot set headers on a WebSocket, as a ``bearer.<token>`` subprotocol offered beside
+``copilot.v1`` (the server selects ``copilot.v1``, so the token is never echoed back).
+``?conversation=ID`` (repeatable) limits the snapshots pushed to those conversations, and their
+latest snapshots are sent at once. Each text message is a turn event or a list of them, answered
+by one message with the same body ``POST /v1/turns`` would return (``{"results"}`` or
+``{"error", "field", "reason"}``): a bad message gets an error message, never a disconnect.
+Messages over 64 KB close the connection with 1009. The framing is the `websockets` package's
+sans-I/O protocol, driven by the request's own thread after the HTTP upgrade.
+
+A slow stream client never holds up the engine: snapshots wait in a queue per client that holds
+only the newest snapshot of each conversation (a newer one replaces the one waiting), so the queue
+is bounded by the live conversations and a client that catches up gets every conversation's
+latest state. `MAX_STREAM_QUEUE` is a last-resort cap above the engine's conversation limit.
 """
 
 from __future__ import annotations
@@ -33,27 +51,43 @@ import http.server
 import json
 import logging
 import math
+import os
 import secrets
+import selectors
+import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from websockets.datastructures import Headers
+from websockets.exceptions import InvalidHeaderValue
+from websockets.frames import CloseCode, Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.protocol import SEND_EOF, State
+from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
 
 from copilot import __version__
 from copilot.core.conversation import Turn, TurnEventError, parse_turn_event
 from copilot.core.feedback import DiscardReason, FeedbackAction, FeedbackKind, outgoing_text
 from copilot.core.feedback import edit_distance as _edit_distance
-from copilot.services.engine import EngineFullError, HeadlessEngine
+from copilot.core.pipeline import Snapshot
+from copilot.services.engine import EngineFullError, EngineUnavailableError, IngestEngine
 from copilot.services.secrets import INGEST_TOKEN, SecretStore
 
 __all__ = [
+    "BEARER_SUBPROTOCOL_PREFIX",
     "DEFAULT_PORT",
     "LOOPBACK",
     "MAX_BODY_BYTES",
     "MAX_EVENTS_PER_REQUEST",
+    "MAX_STREAM_QUEUE",
+    "STREAM_SUBPROTOCOL",
     "FeedbackEventError",
     "IngestServer",
     "RateLimiter",
@@ -71,6 +105,21 @@ MAX_EVENTS_PER_REQUEST = 500
 #: How long POST /v1/feedback waits for the store before answering 202 (queued) instead of 200.
 FEEDBACK_WAIT_S = 2.0
 _SOCKET_TIMEOUT_S = 10.0  # a client that stops sending mid-body is dropped, not waited for
+
+#: The subprotocol the stream selects (offer it with ``bearer.<token>`` from a browser).
+STREAM_SUBPROTOCOL = "copilot.v1"
+BEARER_SUBPROTOCOL_PREFIX = "bearer."
+#: Conversations with a snapshot waiting for one stream client; past it the least recently
+#: updated is dropped. Above `copilot.services.engine.MAX_CONVERSATIONS`: a last resort only.
+MAX_STREAM_QUEUE = 1024
+#: ``?conversation=`` values one stream may follow.
+MAX_STREAM_FILTER = 100
+_MAX_OFFERED_SUBPROTOCOLS = 8  # each bearer candidate costs a comparison: bounded
+_STREAM_PING_INTERVAL_S = 20.0  # a client silent this long is pinged ...
+_STREAM_PING_TIMEOUT_S = 20.0  # ... and dropped when no pong comes back in time
+_STREAM_CLOSE_TIMEOUT_S = 1.0  # wait this long for the client's half of a closing handshake
+_STREAM_SEND_TIMEOUT_S = 10.0  # a client that stops reading is dropped after this
+_RECV_BYTES = 65536
 
 
 # --- the token ----------------------------------------------------------------------------------
@@ -291,25 +340,28 @@ class _BadRequest(Exception):
 
 
 class IngestServer:
-    """The local ingest API over a `HeadlessEngine`, served on 127.0.0.1.
+    """The local ingest API over an engine (`IngestEngine`), served on 127.0.0.1.
 
     Use as a context manager, or call `start` then `stop`; the serving thread is the only
-    thread it owns (requests are handled on short-lived daemon threads).
+    thread it owns (requests, and each WebSocket stream, run on their own daemon threads).
 
     Args:
-        engine: the engine the turns go to and the snapshots come from.
+        engine: the engine the turns go to and the snapshots come from (`HeadlessEngine`, or
+            the desktop app's `copilot.qt.ingest_bridge.IngestBridge`).
         token: the bearer token clients must send.
         port: the TCP port; 0 picks a free one (see `port` after `start`).
         allowed_origins: exact ``Origin`` values allowed (e.g. a browser extension's origin);
             requests without an Origin are always allowed.
-        rate: requests per second per client, on average.
+        rate: requests (and stream messages) per second per client, on average.
         burst: requests per client at once.
         clock: monotonic clock for the rate limiter (tests).
+        ping_interval: seconds of silence before a stream client is pinged.
+        ping_timeout: seconds a stream client has to answer a ping before it is dropped.
     """
 
     def __init__(
         self,
-        engine: HeadlessEngine,
+        engine: IngestEngine,
         token: str,
         *,
         port: int = DEFAULT_PORT,
@@ -317,6 +369,8 @@ class IngestServer:
         rate: float = 200.0,
         burst: int = 400,
         clock: Callable[[], float] = time.monotonic,
+        ping_interval: float = _STREAM_PING_INTERVAL_S,
+        ping_timeout: float = _STREAM_PING_TIMEOUT_S,
     ) -> None:
         if len(token) < 16:
             raise ValueError("the ingest token is too short")
@@ -325,9 +379,15 @@ class IngestServer:
         self._requested_port = port
         self.allowed_origins = frozenset(allowed_origins)
         self.limiter = RateLimiter(rate, burst, clock=clock)
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._hosts: frozenset[str] = frozenset()
+        self._streams: set[_Stream] = set()
+        self._streams_lock = threading.Lock()
+        self._accepting_streams = False
+        self._remove_listener: Callable[[], None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -344,6 +404,9 @@ class IngestServer:
         self._httpd = httpd
         port = self.port
         self._hosts = frozenset({f"{LOOPBACK}:{port}", f"localhost:{port}"})
+        with self._streams_lock:
+            self._accepting_streams = True
+        self._remove_listener = self.engine.add_listener(self._on_snapshot)
         self._thread = threading.Thread(
             target=httpd.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -359,6 +422,20 @@ class IngestServer:
         if httpd is None:
             return
         httpd.shutdown()
+        remove, self._remove_listener = self._remove_listener, None
+        if remove is not None:
+            remove()
+        with self._streams_lock:
+            self._accepting_streams = False
+            streams = list(self._streams)
+        for stream in streams:
+            stream.request_close(CloseCode.GOING_AWAY, "the co-pilot is stopping")
+        deadline = time.monotonic() + _STREAM_CLOSE_TIMEOUT_S + 0.5
+        for stream in streams:
+            if not stream.done.wait(max(0.0, deadline - time.monotonic())):
+                stream.abort()  # stuck writing to a client that reads nothing: cut it off
+        for stream in streams:
+            stream.done.wait(1.0)
         httpd.server_close()
         if thread is not None:
             thread.join(5.0)
@@ -380,6 +457,17 @@ class IngestServer:
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
 
+    @property
+    def stream_url(self) -> str:
+        """The WebSocket stream's address (``ws://127.0.0.1:<port>/v1/stream``)."""
+        return f"ws://{LOOPBACK}:{self.port}/v1/stream"
+
+    @property
+    def stream_clients(self) -> int:
+        """WebSocket stream clients connected now."""
+        with self._streams_lock:
+            return len(self._streams)
+
     # -- request handling (called on the request's thread) ------------------------------------
 
     def check_headers(self, client: str, headers: Any, *, authenticate: bool) -> _Reply | None:
@@ -395,12 +483,22 @@ class IngestServer:
             retry = str(max(1, math.ceil(wait)))
             return _error(429, "too many requests", headers=(("Retry-After", retry),))
         if authenticate and not self._authorised(headers.get("Authorization")):
-            return _error(
-                401,
-                "missing or wrong token",
-                headers=(("WWW-Authenticate", 'Bearer realm="copilot"'),),
-            )
+            return _unauthorised()
         return None
+
+    def stream_authorised(self, authorization: str | None, offered: Sequence[str]) -> bool:
+        """The token in the ``Authorization`` header or a ``bearer.<token>`` subprotocol."""
+        if self._authorised(authorization):
+            return True
+        found = False
+        for value in offered[:_MAX_OFFERED_SUBPROTOCOLS]:
+            if value.startswith(BEARER_SUBPROTOCOL_PREFIX):
+                provided = value[len(BEARER_SUBPROTOCOL_PREFIX) :].encode(
+                    "utf-8", "surrogateescape"
+                )
+                # Every candidate is compared (no early exit): timing says nothing about which.
+                found = hmac.compare_digest(provided, self._token) or found
+        return found
 
     def _authorised(self, header: str | None) -> bool:
         if not header:
@@ -443,6 +541,8 @@ class IngestServer:
                 results.append(self.engine.submit(turn, channel=channel).to_dict())
             except EngineFullError as exc:
                 return _error(400, "conversation too long", field="turn_id", reason=str(exc))
+            except EngineUnavailableError as exc:
+                return _unavailable(str(exc), applied=len(results))
         return _Reply(200, {"results": results})
 
     def get_snapshot(self, conversation_id: str) -> _Reply:
@@ -460,12 +560,298 @@ class IngestServer:
             return _error(400, "invalid feedback event", field=exc.field, reason=exc.reason)
         if not self.engine.accepts_feedback:
             return _error(409, "feedback is not recorded by this co-pilot")
-        future = self.engine.record_feedback(action)
         try:
-            future.result(FEEDBACK_WAIT_S)
+            self.engine.record_feedback(action).result(FEEDBACK_WAIT_S)
         except FutureTimeout:
             return _Reply(202, {"action_id": action.action_id, "recorded": False})
+        except EngineUnavailableError as exc:
+            return _unavailable(str(exc))
         return _Reply(200, {"action_id": action.action_id, "recorded": True})
+
+    # -- the stream -------------------------------------------------------------------------------
+
+    def stream_message(self, client: str, data: bytes | str) -> Mapping[str, Any]:
+        """Answer one message of a stream client: turn events in, the `post_turns` body out."""
+        wait = self.limiter.take(client)
+        if wait > 0:
+            return {"error": "too many requests", "retry_after": max(1, math.ceil(wait))}
+        try:
+            text = data.decode("utf-8") if isinstance(data, bytes) else data
+            payload = json.loads(text, parse_constant=_no_constant)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return _error(400, "invalid JSON", field="body", reason="must be UTF-8 JSON").body
+        try:
+            return self.post_turns(payload).body
+        except Exception:
+            _log.exception("the ingest stream failed on a message")
+            return {"error": "internal error"}
+
+    def _open_stream(
+        self,
+        sock: socket.socket,
+        protocol: ServerProtocol,
+        client: str,
+        conversations: frozenset[str] | None,
+    ) -> _Stream | None:
+        """Register a stream after its handshake; None when the server is stopping."""
+        stream = _Stream(self, sock, protocol, client, conversations)
+        with self._streams_lock:
+            if not self._accepting_streams:
+                stream.discard()
+                return None
+            self._streams.add(stream)
+        # Registered first, then the latest snapshots: one produced in between is sent once
+        # (the stream skips a snapshot it has already sent), never missed.
+        for conversation_id in sorted(conversations or ()):
+            snapshot = self.engine.snapshot(conversation_id)
+            if snapshot is not None:
+                stream.offer(snapshot)
+        return stream
+
+    def _close_stream(self, stream: _Stream) -> None:
+        with self._streams_lock:
+            self._streams.discard(stream)
+
+    def _on_snapshot(self, snapshot: Snapshot) -> None:
+        # On the engine's thread: only queue, never send (a slow client must not block it).
+        with self._streams_lock:
+            streams = list(self._streams)
+        for stream in streams:
+            stream.offer(snapshot)
+
+
+class _Stream:
+    """One client of ``/v1/stream``: its socket, its sans-I/O protocol and its snapshot queue.
+
+    `run` is the connection's only reader and writer, on the request's thread: it waits on the
+    socket and on a wake-up socket pair, answers messages as they come, sends queued snapshots,
+    pings a silent client and closes cleanly. Other threads only `offer` snapshots and
+    `request_close`, which queue and wake it: they never block on the client.
+    """
+
+    def __init__(
+        self,
+        api: IngestServer,
+        sock: socket.socket,
+        protocol: ServerProtocol,
+        client: str,
+        conversations: frozenset[str] | None,
+    ) -> None:
+        self._api = api
+        self._sock = sock
+        self._protocol = protocol
+        self.client = client
+        self.conversations = conversations
+        self.done = threading.Event()
+        self.superseded = 0  # snapshots replaced by a newer one before the client took them
+        self.dropped = 0  # snapshots dropped by the `MAX_STREAM_QUEUE` cap
+        self._queue: OrderedDict[str, Snapshot] = OrderedDict()
+        self._sent: OrderedDict[str, tuple[int, str]] = OrderedDict()  # what each last sent was
+        self._lock = threading.Lock()
+        self._closed = False
+        self._close_request: tuple[int, str] | None = None
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._fragments: list[bytes] = []
+        self._ping: bytes | None = None
+        self._ping_sent = 0.0
+        self._last_heard = time.monotonic()
+        self._close_deadline: float | None = None
+
+    # -- any thread -------------------------------------------------------------------------
+
+    def offer(self, snapshot: Snapshot) -> None:
+        """Queue a snapshot for this client if it follows the conversation; never blocks."""
+        conversation_id = snapshot.conversation_id
+        if self.conversations is not None and conversation_id not in self.conversations:
+            return
+        with self._lock:
+            if self._closed:
+                return
+            if self._queue.pop(conversation_id, None) is not None:
+                self.superseded += 1  # newest wins
+            self._queue[conversation_id] = snapshot
+            while len(self._queue) > MAX_STREAM_QUEUE:
+                self._queue.popitem(last=False)
+                self.dropped += 1
+        self._wake()
+
+    def request_close(self, code: int, reason: str) -> None:
+        """Ask the stream to close with `code` (the server is stopping)."""
+        with self._lock:
+            self._close_request = (code, reason)
+        self._wake()
+
+    def abort(self) -> None:
+        """Cut the connection without a closing handshake (its thread then ends at once)."""
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+
+    def discard(self) -> None:
+        """Release a stream that never ran."""
+        with self._lock:
+            self._closed = True
+        self._wake_r.close()
+        self._wake_w.close()
+        self.done.set()
+
+    def _wake(self) -> None:
+        # A full wake-up pipe already holds a wake-up: nothing is lost by dropping this one.
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
+
+    # -- the connection's thread ------------------------------------------------------------
+
+    def run(self, opening: bytes, buffered: bytes) -> None:
+        """Send the handshake response `opening`, then serve the connection until it closes.
+
+        Args:
+            opening: the HTTP 101 response.
+            buffered: bytes the client sent after its handshake that were already read.
+        """
+        try:
+            self._sock.sendall(opening)
+            if buffered:
+                self._receive(buffered)
+            self._loop()
+        except OSError as exc:  # reset, or a client that stopped reading: it is gone
+            _log.debug("stream client %s dropped: %s", self.client, exc)
+        except Exception:
+            _log.exception("the ingest stream failed")
+        finally:
+            with self._lock:
+                self._closed = True
+                self._queue.clear()
+            self._api._close_stream(self)
+            self._wake_r.close()
+            self._wake_w.close()
+            self.done.set()
+
+    def _loop(self) -> None:
+        selector = selectors.DefaultSelector()
+        try:
+            selector.register(self._sock, selectors.EVENT_READ, "socket")
+            selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+            while self._protocol.state is not State.CLOSED:
+                timeout = self._housekeeping()
+                if timeout is None:
+                    return
+                for key, _ in selector.select(timeout):
+                    if key.data == "wake":
+                        with contextlib.suppress(OSError):
+                            while self._wake_r.recv(4096):
+                                pass
+                        continue
+                    data = self._sock.recv(_RECV_BYTES)
+                    if not data:
+                        self._protocol.receive_eof()
+                        self._flush()
+                        return
+                    self._receive(data)
+                with self._lock:
+                    close_request, self._close_request = self._close_request, None
+                if close_request is not None and self._protocol.state is State.OPEN:
+                    self._protocol.send_close(*close_request)
+                    self._flush()
+                if self._protocol.state is State.OPEN:
+                    self._send_snapshots()
+                if self._protocol.close_expected() and self._close_deadline is None:
+                    self._close_deadline = time.monotonic() + _STREAM_CLOSE_TIMEOUT_S
+        finally:
+            selector.close()
+
+    def _housekeeping(self) -> float | None:
+        """Keep-alive pings and the closing deadline; seconds to wait, or None to stop now."""
+        now = time.monotonic()
+        if self._close_deadline is not None:
+            left = self._close_deadline - now
+            return left if left > 0 else None
+        if self._protocol.state is not State.OPEN:
+            return _STREAM_CLOSE_TIMEOUT_S
+        api = self._api
+        if self._ping is not None:
+            left = self._ping_sent + api.ping_timeout - now
+            if left > 0:
+                return left
+            self._protocol.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+            self._flush()
+            self._close_deadline = now + _STREAM_CLOSE_TIMEOUT_S
+            return None
+        left = self._last_heard + api.ping_interval - now
+        if left > 0:
+            return left
+        self._ping = os.urandom(4)
+        self._ping_sent = now
+        self._protocol.send_ping(self._ping)
+        self._flush()
+        return api.ping_timeout
+
+    def _receive(self, data: bytes) -> None:
+        self._last_heard = time.monotonic()
+        self._protocol.receive_data(data)
+        events = self._protocol.events_received()
+        self._flush()  # pongs to the client's pings, the echo of its close, a 1009 close
+        for event in events:
+            if isinstance(event, Frame):
+                self._on_frame(event)
+
+    def _on_frame(self, frame: Frame) -> None:
+        if frame.opcode is Opcode.PONG:
+            if self._ping is not None and frame.data == self._ping:
+                self._ping = None
+            return
+        if frame.opcode not in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+            return  # pings are answered and closes echoed by the protocol itself
+        if frame.opcode is not Opcode.CONT:
+            self._fragments = []
+        # The protocol enforces the 64 KB limit on the whole message, fragments included.
+        self._fragments.append(bytes(frame.data))
+        if not frame.fin:
+            return
+        message, self._fragments = b"".join(self._fragments), []
+        if self._protocol.state is State.OPEN:
+            self._send_json(self._api.stream_message(self.client, message))
+
+    def _send_snapshots(self) -> None:
+        with self._lock:
+            waiting = list(self._queue.values())
+            self._queue.clear()
+        for snapshot in waiting:
+            key = (snapshot.generation, snapshot.created.isoformat())
+            conversation_id = snapshot.conversation_id
+            if self._sent.get(conversation_id) == key:
+                continue  # already sent (offered again on connect)
+            self._sent[conversation_id] = key
+            self._sent.move_to_end(conversation_id)
+            while len(self._sent) > MAX_STREAM_QUEUE:
+                self._sent.popitem(last=False)
+            self._send_json(snapshot.to_dict())
+
+    def _send_json(self, body: Mapping[str, Any]) -> None:
+        self._protocol.send_text(_dumps(body))
+        self._flush()
+
+    def _flush(self) -> None:
+        for data in self._protocol.data_to_send():
+            if data == SEND_EOF:
+                with contextlib.suppress(OSError):
+                    self._sock.shutdown(socket.SHUT_WR)
+            else:
+                self._sock.sendall(data)
+
+
+def _unauthorised() -> _Reply:
+    return _error(
+        401,
+        "missing or wrong token",
+        headers=(("WWW-Authenticate", 'Bearer realm="copilot"'),),
+    )
+
+
+def _unavailable(reason: str, **extra: Any) -> _Reply:
+    body = {"error": "the co-pilot cannot take this now", "reason": reason, **extra}
+    return _Reply(503, body, (("Retry-After", "1"),))
 
 
 def _channel(event: Mapping[str, Any]) -> str | None:
@@ -480,6 +866,8 @@ def _channel(event: Mapping[str, Any]) -> str | None:
 class _HTTPServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = False  # two servers on one port must fail, not share it
+    # The default backlog of 5 resets connections when many connectors start at once.
+    request_queue_size = 128
     api: IngestServer
 
 
@@ -536,14 +924,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except Exception:
             _log.exception("the ingest API failed on %s %s", method, self.path[:200])
             reply = _error(500, "internal error")
+        if reply is None:  # a WebSocket stream that has run and ended: nothing more to say
+            return
         with contextlib.suppress(OSError):  # the client went away
             self._send(reply)
 
-    def _route(self, method: str) -> _Reply:
+    def _route(self, method: str) -> _Reply | None:
         api = self.server.api
         raw_path = urlsplit(self.path).path
         if method == "OPTIONS":
             return self._preflight(api)
+        if raw_path == "/v1/stream":
+            return self._stream(api, method)
         if raw_path == "/v1/health":
             refused = api.check_headers(self.client_address[0], self.headers, authenticate=False)
             if refused:
@@ -581,6 +973,61 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 ("Access-Control-Max-Age", "600"),
             ),
         )
+
+    def _stream(self, api: IngestServer, method: str) -> _Reply | None:
+        """The WebSocket handshake of ``/v1/stream``, then the stream itself until it closes."""
+        # WebSocket clients refuse a refusal whose status line is not HTTP/1.1 (with
+        # "Connection: close" it still ends the connection).
+        self.protocol_version = "HTTP/1.1"
+        client = self.client_address[0]
+        refused = api.check_headers(client, self.headers, authenticate=False)
+        if refused:
+            return refused
+        if method != "GET":
+            return self._method_not_allowed("GET")
+        offered = _offered_subprotocols(self.headers.get_all("Sec-WebSocket-Protocol") or [])
+        if not api.stream_authorised(self.headers.get("Authorization"), offered):
+            return _unauthorised()
+        conversations = _stream_filter(urlsplit(self.path).query)
+        headers = Headers()
+        try:
+            for name, value in self.headers.items():
+                headers[name] = value
+        except InvalidHeaderValue:
+            return _error(400, "invalid WebSocket handshake", field="headers", reason="not ASCII")
+        handshake = ServerProtocol(select_subprotocol=_select_subprotocol, logger=_log)
+        response = handshake.accept(
+            Request(self.path, headers, method=method, protocol=self.request_version)
+        )
+        if response.status_code != 101:
+            return _handshake_refused(response, handshake)
+        handshake.send_response(response)
+        opening = b"".join(handshake.data_to_send())
+        # The stdlib server has parsed the request already: the framing starts from OPEN with a
+        # protocol of its own (the handshake one still expects to parse a request).
+        protocol = ServerProtocol(state=State.OPEN, max_size=MAX_BODY_BYTES, logger=_log)
+        stream = api._open_stream(self.connection, protocol, client, conversations)
+        if stream is None:
+            return _unavailable("the ingest API is stopping")
+        self.close_connection = True
+        # Replies and snapshots are small writes that must leave at once, not wait for an ACK.
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        stream.run(opening, self._buffered())
+        return None
+
+    def _buffered(self) -> bytes:
+        """Bytes the client sent after the handshake that the request reader already holds."""
+        try:
+            self.connection.setblocking(False)
+            # Only what is buffered or ready now: an empty result is not the end of the stream
+            # here (the stream's own reads find that out).
+            return self.rfile.read1(_RECV_BYTES) or b""
+        except OSError:
+            return b""
+        finally:
+            with contextlib.suppress(OSError):
+                self.connection.settimeout(_STREAM_SEND_TIMEOUT_S)
 
     @staticmethod
     def _method_not_allowed(allow: str) -> _Reply:
@@ -634,6 +1081,76 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if data and getattr(self, "command", None) != "HEAD":
             self.wfile.write(data)
+
+
+def _offered_subprotocols(values: Iterable[str]) -> list[str]:
+    offered: list[str] = []
+    for value in values:
+        offered.extend(part.strip() for part in value.split(",") if part.strip())
+    return offered
+
+
+def _select_subprotocol(
+    protocol: ServerProtocol, offered: Sequence[Subprotocol]
+) -> Subprotocol | None:
+    """``copilot.v1`` when offered; a browser that offered only ``bearer.<token>`` gets that back
+    (a browser fails a handshake answered with none of the subprotocols it offered)."""
+    if STREAM_SUBPROTOCOL in offered:
+        return Subprotocol(STREAM_SUBPROTOCOL)
+    for value in offered:
+        if value.startswith(BEARER_SUBPROTOCOL_PREFIX):
+            return value
+    return None
+
+
+def _stream_filter(query: str) -> frozenset[str] | None:
+    """The ``?conversation=ID`` values of a stream request (None: every conversation)."""
+    try:
+        params = parse_qs(query, keep_blank_values=True, errors="strict", max_num_fields=200)
+    except (UnicodeDecodeError, ValueError):
+        raise _BadRequest(
+            _error(400, "invalid query", field="conversation", reason="must be UTF-8")
+        ) from None
+    values = params.get("conversation")
+    if values is None:
+        return None
+    ids = frozenset(v.strip() for v in values)
+    if "" in ids or any(len(v) > _MAX_FIELD_CHARS for v in ids):
+        raise _BadRequest(
+            _error(
+                400,
+                "invalid query",
+                field="conversation",
+                reason=f"must be a conversation id of 1 to {_MAX_FIELD_CHARS} characters",
+            )
+        )
+    if len(ids) > MAX_STREAM_FILTER:
+        raise _BadRequest(
+            _error(
+                400,
+                "invalid query",
+                field="conversation",
+                reason=f"at most {MAX_STREAM_FILTER} conversations",
+            )
+        )
+    return ids
+
+
+def _handshake_refused(response: Response, protocol: ServerProtocol) -> _Reply:
+    """A failed WebSocket handshake as a JSON reply (bad input is 4xx, never 5xx)."""
+    status = response.status_code
+    detail = str(protocol.handshake_exc or response.reason_phrase)
+    headers: list[tuple[str, str]] = []
+    if status == 426:
+        headers.append(("Upgrade", "websocket"))
+        return _error(426, "a WebSocket handshake is required", headers=headers)
+    if status == 405:
+        headers.append(("Allow", "GET"))
+    if status >= 500:
+        status = 400
+    return _error(
+        status, "invalid WebSocket handshake", field="handshake", reason=detail, headers=headers
+    )
 
 
 def _no_constant(name: str) -> Any:

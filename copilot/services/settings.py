@@ -52,6 +52,24 @@ class IngestApiSettings(_Section):
 
     enabled: bool = True
     port: int = Field(default=8765, ge=1024, le=65535)
+    # Exact browser origins (a web helpdesk running the userscript, a browser extension) allowed
+    # to call the API; requests without an Origin header (other programs) are always allowed.
+    allowed_origins: tuple[str, ...] = ()
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _exact_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        out: list[str] = []
+        for raw in value:
+            origin = raw.strip()
+            scheme, sep, rest = origin.partition("://")
+            if not sep or not scheme or not rest or "/" in rest or origin == "null":
+                raise ValueError(
+                    f"{raw!r} is not an origin: write scheme://host[:port], e.g. "
+                    "https://helpdesk.example.com (no path, no trailing slash)"
+                )
+            out.append(origin)
+        return tuple(dict.fromkeys(out))
 
 
 class SourcesSettings(_Section):

@@ -150,6 +150,15 @@ class SettingsDialog(QDialog):
         self.ingest_port_spin.setAccessibleName("Ingest API port")
         form.addRow("P&ort:", self.ingest_port_spin)
         self.ingest_enabled_check.toggled.connect(self.ingest_port_spin.setEnabled)
+        self.origins_edit = QLineEdit(group)
+        self.origins_edit.setAccessibleName("Browser origins allowed to use the ingest API")
+        self.origins_edit.setPlaceholderText("None (only programs, no web pages)")
+        self.origins_edit.setToolTip(
+            "Exact origins of web pages allowed to call the API, comma-separated, e.g. "
+            "https://helpdesk.example.com (for the helpdesk userscript)"
+        )
+        form.addRow("Allowed origin&s:", self.origins_edit)
+        self.ingest_enabled_check.toggled.connect(self.origins_edit.setEnabled)
 
         self.jsonl_edit = QLineEdit(group)
         self.jsonl_edit.setAccessibleName("JSONL file to follow")
@@ -257,6 +266,8 @@ class SettingsDialog(QDialog):
         self.ingest_enabled_check.setChecked(s.sources.ingest_api.enabled)
         self.ingest_port_spin.setValue(s.sources.ingest_api.port)
         self.ingest_port_spin.setEnabled(s.sources.ingest_api.enabled)
+        self.origins_edit.setText(", ".join(s.sources.ingest_api.allowed_origins))
+        self.origins_edit.setEnabled(s.sources.ingest_api.enabled)
         tail = s.sources.jsonl_tail_path
         self.jsonl_edit.setText(str(tail) if tail else "")
         self.llm_enabled_check.setChecked(s.llm.enabled)
@@ -302,6 +313,9 @@ class SettingsDialog(QDialog):
                 "ingest_api": {
                     "enabled": self.ingest_enabled_check.isChecked(),
                     "port": self.ingest_port_spin.value(),
+                    "allowed_origins": [
+                        o.strip() for o in self.origins_edit.text().split(",") if o.strip()
+                    ],
                 },
                 "jsonl_tail_path": Path(tail).expanduser() if tail else None,
             },

@@ -579,7 +579,8 @@ _header_value = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_
     method=st.sampled_from(["GET", "POST", "PUT", "OPTIONS", "DELETE"]),
     path=st.sampled_from(
         ["/v1/turns", "/v1/feedback", "/v1/health", "/v1/conversations/c-fuzz/snapshot",
-         "/v1/conversations//snapshot", "/", "/v1/conversations/%zz/snapshot"]
+         "/v1/conversations//snapshot", "/", "/v1/conversations/%zz/snapshot", "/v1/stream",
+         "/v1/stream?conversation=", "/v1/stream?conversation=%ff"]
     ),
     body=st.one_of(
         st.none(),
@@ -643,8 +644,12 @@ def test_the_openapi_document_describes_every_endpoint() -> None:
         "/v1/turns",
         "/v1/conversations/{conversation_id}/snapshot",
         "/v1/feedback",
+        "/v1/stream",
     }
     assert spec["paths"]["/v1/health"]["get"]["security"] == []
+    stream = spec["paths"]["/v1/stream"]["get"]
+    assert {"101", "401", "403", "429"} <= set(stream["responses"])
+    assert "bearer.<token>" in stream["description"]
 
 
 def test_the_replay_connector_example_drives_the_api(

@@ -38,7 +38,11 @@ def test_round_trip_keeps_every_value(data_dir: Path, tmp_path: Path) -> None:
         {
             "content_dir": str(tmp_path / "pack"),
             "sources": {
-                "ingest_api": {"enabled": False, "port": 9001},
+                "ingest_api": {
+                    "enabled": False,
+                    "port": 9001,
+                    "allowed_origins": ["https://helpdesk.example.com"],
+                },
                 "jsonl_tail_path": str(tmp_path / "calls.jsonl"),
             },
             "llm": {
@@ -65,6 +69,14 @@ def test_round_trip_keeps_every_value(data_dir: Path, tmp_path: Path) -> None:
     assert doc["schema_version"] == SCHEMA_VERSION
     assert doc["llm"]["model"] == "llama3.1"
     assert "data_dir" not in doc  # it is chosen by --data-dir, never stored in itself
+
+
+@pytest.mark.parametrize(
+    "origin", ["helpdesk.example.com", "https://helpdesk.example.com/", "null", "https://"]
+)
+def test_an_allowed_origin_must_be_exact(origin: str) -> None:
+    with pytest.raises(ValueError, match="is not an origin"):
+        Settings.model_validate({"sources": {"ingest_api": {"allowed_origins": [origin]}}})
 
 
 def test_no_secret_fields_exist() -> None:

@@ -125,6 +125,20 @@ def test_invalid_values_are_shown_and_the_dialog_stays_open(
     assert not settings_path(data_dir).exists()
 
 
+def test_allowed_origins_are_saved_as_a_list_and_a_path_is_refused(
+    qtbot: QtBot, dialog: SettingsDialog, data_dir: Path
+) -> None:
+    dialog.origins_edit.setText("https://helpdesk.example.com/tickets")
+    with qtbot.assertNotEmitted(dialog.accepted):
+        dialog.accept()
+    assert "is not an origin" in dialog.error_label.text()
+    dialog.origins_edit.setText(" https://helpdesk.example.com , http://localhost:3000,")
+    with qtbot.waitSignal(dialog.accepted, timeout=1000):
+        dialog.accept()
+    origins = load_settings(data_dir).settings.sources.ingest_api.allowed_origins
+    assert origins == ("https://helpdesk.example.com", "http://localhost:3000")
+
+
 def test_theme_previews_and_cancel_reverts(
     qtbot: QtBot, dialog: SettingsDialog, vm: SettingsViewModel
 ) -> None:
@@ -207,6 +221,7 @@ def test_tab_order_follows_the_form(dialog: SettingsDialog) -> None:
         dialog.content_browse_button,
         dialog.ingest_enabled_check,
         dialog.ingest_port_spin,
+        dialog.origins_edit,
         dialog.jsonl_edit,
         dialog.llm_enabled_check,
         dialog.llm_endpoint_edit,
