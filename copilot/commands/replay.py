@@ -29,13 +29,19 @@ def run(args: argparse.Namespace) -> int:
     from copilot.cli import UserError
     from copilot.core.conversation import Conversation
     from copilot.core.render import snapshot_text
-    from copilot.services.assistant import build_assistant
+    from copilot.services.assistant import build_assistant, learned_intent_examples
+    from copilot.services.feedback_store import feedback_db_path
     from copilot.services.transcripts import BadLine, read_events
 
     if not args.file.is_file():
         raise UserError(f"no such transcript: {args.file}")
+    content, data = _common.content_dir(args), _common.data_dir(args)
     assistant, index, report = build_assistant(
-        _common.content_dir(args), _common.data_dir(args), _common.embedder(args)
+        content,
+        data,
+        _common.embedder(args),
+        # Route as the panel does: agents' intent corrections are learnt examples.
+        extra_intent_examples=learned_intent_examples(content, feedback_db_path(data)),
     )
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)

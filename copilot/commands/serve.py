@@ -117,7 +117,7 @@ def serve(
         embedder: an embedder to use instead of the ``--backend`` one (tests).
     """
     from copilot.cli import UserError
-    from copilot.services.assistant import build_assistant
+    from copilot.services.assistant import build_assistant, learned_intent_examples
     from copilot.services.engine import HeadlessEngine
     from copilot.services.feedback_store import LazyStoreSink, feedback_db_path
     from copilot.services.ingest_server import IngestServer, ensure_token
@@ -136,11 +136,14 @@ def serve(
 
     print("loading the content pack and the model...", file=sys.stderr)
     sink = None if args.no_feedback else LazyStoreSink(feedback_db_path(data))
+    content = _common.content_dir(args)
     assistant, index, report = build_assistant(
-        _common.content_dir(args),
+        content,
         data,
         embedder if embedder is not None else _common.embedder(args),
         prior=sink,
+        # Agents' intent corrections are learnt examples, as in the panel.
+        extra_intent_examples=learned_intent_examples(content, feedback_db_path(data)),
     )
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -151,7 +154,8 @@ def serve(
             # The SQLite store belongs to the thread that opens it: the engine's worker.
             retention = loaded.settings.retention_days
             engine.call(lambda: sink.open(retention)).result(60)
-        server = IngestServer(engine, token, port=port, allowed_origins=args.allow_origin)
+        origins = (*loaded.settings.sources.ingest_api.allowed_origins, *args.allow_origin)
+        server = IngestServer(engine, token, port=port, allowed_origins=origins)
         try:
             server.start()
         except OSError as exc:

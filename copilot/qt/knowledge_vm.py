@@ -1,10 +1,16 @@
 """The knowledge-manager window's view-model: article states, reindex, harvest queue, gaps.
 
-Work placement: scanning the articles and reindexing run on the ``bulk`` lane (files and the
-embedder); the harvested-reply queue and the gap report read the feedback database on the
-``db`` lane with a short-lived `FeedbackStore` per call. Reindex progress is reported from the
-worker through a queued signal, and cancelling sets an event the worker polls between batches
-(`build_index`'s ``cancelled=``), so the live index stays untouched when cancelled.
+A reindex is previewed before it goes live: the new generation is built beside the live one
+without being swapped in, the content pack's demo conversations are replayed on both
+(`copilot.services.index_preview`), and the suggestions and cited articles that would change
+are listed per demo and turn (`changes`). The knowledge manager then swaps the new index in
+(the same atomic ``CURRENT`` swap; a running panel picks it up) or discards it.
+
+Work placement: scanning the articles, building, previewing, swapping and discarding run on the
+``bulk`` lane (files and the embedder); the harvested-reply queue and the gap report read the
+feedback database on the ``db`` lane with a short-lived `FeedbackStore` per call. Progress is
+reported from the worker through a queued signal, and cancelling sets an event the worker polls
+between batches and between demos, so the live index stays untouched when cancelled.
 
 The services are imported inside the blocking functions: the knowledge index pulls in FAISS,
 which must not load before the main window has painted.
@@ -138,7 +144,7 @@ def reindex(
     progress: Callable[[int, int], None],
     cancelled: Callable[[], bool],
 ) -> dict[str, Any]:
-    """Blocking: build a new index generation; returns `IndexStats.to_dict()`.
+    """Blocking: build a new index generation and swap it in; returns `IndexStats.to_dict()`.
 
     Raises:
         InterruptedError: cancelled (the live index is unchanged).
@@ -153,6 +159,62 @@ def reindex(
         cancelled=cancelled,
     )
     return stats.to_dict()
+
+
+def build_preview(
+    sources: KnowledgeSources,
+    embedder: Any,
+    progress: Callable[[str, int, int], None],
+    cancelled: Callable[[], bool],
+) -> dict[str, Any]:
+    """Blocking: build a candidate generation (not live) and replay the demos on both.
+
+    Returns:
+        ``{"stats": IndexStats.to_dict(), "preview": IndexPreview.to_dict() or None}``; the
+        preview is None when no article changed (there is nothing to swap in).
+
+    Raises:
+        InterruptedError: cancelled (the candidate is removed; the live index is unchanged).
+    """
+    from copilot.services.assistant import learned_intent_examples
+    from copilot.services.index_preview import build_and_preview
+
+    stats, preview = build_and_preview(
+        sources.content_dir,
+        sources.index_dir,
+        embedder,
+        progress=progress,
+        cancelled=cancelled,
+        # Route the demos as the panel does, corrections included.
+        extra_intent_examples=learned_intent_examples(sources.content_dir, sources.db_path),
+    )
+    return {"stats": stats.to_dict(), "preview": preview.to_dict() if preview else None}
+
+
+def swap_in_candidate(sources: KnowledgeSources, generation: str, base: str | None) -> None:
+    """Blocking: make the candidate live; a stale one (the live index moved on) is removed.
+
+    Raises:
+        StaleCandidate: another reindex went live after the candidate was built.
+    """
+    from copilot.services.knowledge_index import (
+        StaleCandidate,
+        discard_generation,
+        promote_generation,
+    )
+
+    try:
+        promote_generation(sources.index_dir, generation, expected_current=base)
+    except StaleCandidate:
+        discard_generation(sources.index_dir, generation)
+        raise
+
+
+def discard_candidate(sources: KnowledgeSources, generation: str) -> bool:
+    """Blocking: remove the candidate; the live index stays as it was."""
+    from copilot.services.knowledge_index import discard_generation
+
+    return discard_generation(sources.index_dir, generation)
 
 
 def load_queue(db_path: Path) -> dict[str, Any]:
@@ -192,22 +254,59 @@ def _first(values: Any) -> str:
     return " ".join(str(values[0]).split()) if values else ""
 
 
+def _rank(value: Any) -> str:
+    return "–" if value is None else str(value)
+
+
+def change_rows(preview: dict[str, Any]) -> list[dict[str, Any]]:
+    """The preview's changes as table rows (``ranks`` and ``turns`` ready to show)."""
+    rows = []
+    for change in preview.get("changes", []):
+        first, last = change["turn_id"], change.get("through_turn_id") or change["turn_id"]
+        rows.append(
+            {
+                **change,
+                "turns": first if first == last else f"{first}–{last}",
+                "ranks": f"{_rank(change['before_rank'])} → {_rank(change['after_rank'])}",
+            }
+        )
+    return rows
+
+
+#: What each stage of a preview is called while it runs.
+STAGE_LABELS: dict[str, str] = {
+    "embedding": "Embedding the changed articles",
+    "replaying demos": "Replaying the demo conversations on the live and the new index",
+}
+
+
 class KnowledgeViewModel(QObject):
     """State of the knowledge-manager window.
 
+    A reindex goes: `reindex` (build a candidate and replay the demos; `sig_preview_ready`)
+    -> `swap_in` (it goes live; `sig_reindex_finished`) or `discard`.
+
     Signals:
-        sig_reindex_progress(int, int): passages embedded so far, and in all.
-        sig_reindex_running(bool): a reindex started or ended.
-        sig_reindex_finished(dict): `IndexStats.to_dict()` of a completed reindex.
+        sig_reindex_progress(int, int): work done so far, and in all, in the current stage.
+        sig_reindex_stage(str): what the running reindex is doing now (a sentence).
+        sig_reindex_running(bool): a reindex (build and preview) started or ended.
+        sig_preview_ready(dict): a candidate waits for "Swap in" or "Discard"; the
+            `IndexPreview.to_dict()` (its changes are also in `changes`).
+        sig_candidate_changed(bool): a candidate is (or no longer is) waiting.
+        sig_reindex_finished(dict): `IndexStats.to_dict()` of a reindex now live (swapped in,
+            or nothing changed).
         sig_message(str): something to tell the user (done, cancelled, failed).
     """
 
     sig_reindex_progress = Signal(int, int)
+    sig_reindex_stage = Signal(str)
     sig_reindex_running = Signal(bool)
+    sig_preview_ready = Signal(dict)
+    sig_candidate_changed = Signal(bool)
     sig_reindex_finished = Signal(dict)
     sig_message = Signal(str)
     # Emitted from the bulk worker; delivered on the GUI thread (queued connection).
-    _sig_worker_progress = Signal(int, int)
+    _sig_worker_progress = Signal(str, int, int)
 
     def __init__(
         self,
@@ -222,8 +321,25 @@ class KnowledgeViewModel(QObject):
         self._embedder_provider = embedder_provider
         self._cancel = threading.Event()
         self._reindexing = False
+        self._stage = ""
+        self._deciding = False
         self.progress: tuple[int, int] = (0, 0)
         self.last_stats: dict[str, Any] | None = None
+        #: The candidate waiting for a decision: ``{"stats": ..., "preview": ...}``, or None.
+        self.candidate: dict[str, Any] | None = None
+        self.changes = RecordTableModel(
+            (
+                Column("demo", "Demo"),
+                Column("turns", "Turn"),
+                Column("section", "Shown as"),
+                Column("change", "Change"),
+                Column("key", "Item"),
+                Column("ranks", "Rank"),
+                Column("detail", "Detail"),
+                Column("turn_text", "Turn text"),
+            ),
+            self,
+        )
         self.articles = RecordTableModel(
             (
                 Column("state", "State"),
@@ -265,11 +381,16 @@ class KnowledgeViewModel(QObject):
         )
 
     def item_models(self) -> tuple[RecordTableModel, ...]:
-        return (self.articles, self.errors, self.harvest, self.gaps)
+        return (self.articles, self.errors, self.harvest, self.gaps, self.changes)
 
     @property
     def reindexing(self) -> bool:
         return self._reindexing
+
+    @property
+    def has_candidate(self) -> bool:
+        """A new index is built and previewed, waiting for "Swap in" or "Discard"."""
+        return self.candidate is not None
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -308,8 +429,16 @@ class KnowledgeViewModel(QObject):
     # -- reindex -----------------------------------------------------------------------------
 
     def reindex(self) -> bool:
-        """Start a reindex on the bulk lane; False (with a message) when it cannot start."""
-        if self._reindexing:
+        """Build a new index beside the live one and preview it (bulk lane).
+
+        Returns:
+            False (with a message) when it cannot start: the model is loading, a reindex is
+            running, or a previewed candidate still waits for a decision.
+        """
+        if self._reindexing or self._deciding:
+            return False
+        if self.candidate is not None:
+            self.sig_message.emit("Swap in or discard the new index before reindexing again.")
             return False
         embedder = self._embedder_provider()
         if embedder is None:
@@ -317,52 +446,150 @@ class KnowledgeViewModel(QObject):
             return False
         self._cancel = threading.Event()
         self._reindexing = True
+        self._stage = ""
         self.progress = (0, 0)
+        self.changes.set_rows([])
         self.sig_reindex_running.emit(True)
         self.sig_reindex_progress.emit(0, 0)
         self._runner.run(
             BULK,
-            reindex,
+            build_preview,
             self.sources,
             embedder,
             self._sig_worker_progress.emit,
             self._cancel.is_set,
-            on_success=self._reindexed,
+            on_success=self._previewed,
             on_failure=self._reindex_failed,
             description="Reindexing the knowledge articles",
         )
         return True
 
     def cancel_reindex(self) -> None:
-        """Stop the running reindex at its next batch; the live index stays as it was."""
+        """Stop the running reindex at its next batch or demo; the live index stays as it was."""
         self._cancel.set()
 
-    def _progress_arrived(self, done: int, total: int) -> None:
+    def _progress_arrived(self, stage: str, done: int, total: int) -> None:
         if not self._reindexing:
             return
+        if stage != self._stage:
+            self._stage = stage
+            self.sig_reindex_stage.emit(STAGE_LABELS.get(stage, stage))
         self.progress = (done, total)
         self.sig_reindex_progress.emit(done, total)
 
-    def _reindexed(self, stats: dict[str, Any]) -> None:
+    def _previewed(self, result: dict[str, Any]) -> None:
         self._reindexing = False
-        self.last_stats = stats
-        done = stats.get("embedded_passages", 0)
-        self.progress = (done, done)
-        self.sig_reindex_progress.emit(done, done)
+        stats, preview = result["stats"], result["preview"]
+        self._show_failures(stats)
+        done, total = self.progress
+        self.sig_reindex_progress.emit(total or done, total or done)
+        self.sig_reindex_running.emit(False)
+        if preview is None:
+            self.last_stats = stats
+            self.sig_message.emit(
+                f"No article changed since the live index ({stats.get('generation', '')});"
+                " nothing to swap in."
+            )
+            self.sig_reindex_finished.emit(stats)
+            self.refresh_articles()
+            return
+        self.candidate = result
+        self.changes.set_rows(change_rows(preview))
+        self.sig_candidate_changed.emit(True)
+        self.sig_message.emit(
+            f"New index {stats.get('generation', '')} built ({len(stats.get('added', []))} added,"
+            f" {len(stats.get('changed', []))} changed, {len(stats.get('removed', []))} removed,"
+            f" {len(stats.get('failed', []))} failed). {preview.get('headline', '')}"
+            " Swap it in to make it live, or discard it."
+        )
+        self.sig_preview_ready.emit(preview)
+
+    def _show_failures(self, stats: dict[str, Any]) -> None:
         root = articles_dir(self.sources.content_dir)
         self.errors.set_rows(
             [{**f, "path": _relative(f["path"], root)} for f in stats.get("failed", [])]
         )
-        self.sig_reindex_running.emit(False)
+
+    def swap_in(self) -> bool:
+        """Make the previewed index live (bulk lane); False when there is none."""
+        candidate = self.candidate
+        if candidate is None or self._deciding:
+            return False
+        stats = candidate["stats"]
+        self._deciding = True
+        self._runner.run(
+            BULK,
+            swap_in_candidate,
+            self.sources,
+            stats["generation"],
+            stats.get("base_generation"),
+            on_success=lambda _none: self._swapped(stats),
+            on_failure=self._decision_failed("Swapping in the new index"),
+            description="Swapping in the new index",
+        )
+        return True
+
+    def discard(self) -> bool:
+        """Remove the previewed index (bulk lane); the live one stays. False when there is none."""
+        candidate = self.candidate
+        if candidate is None or self._deciding:
+            return False
+        generation = candidate["stats"]["generation"]
+        self._deciding = True
+
+        def done(_removed: bool) -> None:
+            self._clear_candidate()
+            self.sig_message.emit(
+                f"Discarded the new index {generation}; the live index is unchanged."
+            )
+            self.refresh_articles()
+
+        self._runner.run(
+            BULK,
+            discard_candidate,
+            self.sources,
+            generation,
+            on_success=done,
+            on_failure=self._decision_failed("Discarding the new index"),
+            description="Discarding the new index",
+        )
+        return True
+
+    def _clear_candidate(self) -> None:
+        self._deciding = False
+        self.candidate = None
+        self.changes.set_rows([])
+        self.sig_candidate_changed.emit(False)
+
+    def _swapped(self, stats: dict[str, Any]) -> None:
+        self._clear_candidate()
+        self.last_stats = stats
         failed = len(stats.get("failed", []))
         self.sig_message.emit(
             f"Indexed {stats.get('articles', 0)} articles ({len(stats.get('added', []))} added,"
             f" {len(stats.get('changed', []))} changed, {len(stats.get('removed', []))} removed,"
-            f" {failed} failed) in {stats.get('seconds', 0):.1f} s as"
-            f" {stats.get('generation', '')}. Restart the co-pilot to search the new index."
+            f" {failed} failed) in {stats.get('seconds', 0):.1f} s; {stats.get('generation', '')}"
+            " is live. A running co-pilot picks it up by itself."
         )
         self.sig_reindex_finished.emit(stats)
         self.refresh_articles()
+
+    def _decision_failed(self, what: str) -> Callable[[BaseException], None]:
+        def failed(error: BaseException) -> None:
+            from copilot.services.knowledge_index import StaleCandidate
+
+            if isinstance(error, StaleCandidate):
+                # swap_in_candidate removed it: it would have undone the other reindex.
+                self._clear_candidate()
+                self.sig_message.emit(
+                    f"The live index changed while this one waited ({error}); it was discarded."
+                )
+                self.refresh_articles()
+                return
+            self._deciding = False
+            self.sig_message.emit(failure_message(what, error))
+
+        return failed
 
     def _reindex_failed(self, error: BaseException) -> None:
         self._reindexing = False

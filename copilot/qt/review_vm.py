@@ -302,11 +302,25 @@ def _day_start(day: dt.date) -> float:
 
 
 def export_feedback(db_path: Path, out_path: Path, fmt: str, filters: ReviewFilters) -> int:
-    """Blocking: write the actions in the filtered day range to `out_path`; returns the count."""
+    """Blocking: write the actions matching every filter of the window to `out_path`.
+
+    The day range, the intent and the suggestion kind all apply: a team lead who exports what
+    the window shows must not get every other intent's rows as well.
+
+    Returns:
+        How many actions were written.
+    """
     from copilot.services.feedback_store import FeedbackStore
 
     with FeedbackStore(db_path) as store, out_path.open("w", encoding="utf-8", newline="") as out:
-        return store.export(out, fmt=fmt, since=filters.since, until=filters.until)  # type: ignore[arg-type]
+        return store.export(
+            out,
+            fmt=fmt,  # type: ignore[arg-type]
+            since=filters.since,
+            until=filters.until,
+            intent=filters.intent,
+            kind=filters.kind,  # type: ignore[arg-type]
+        )
 
 
 # --- the view-model -------------------------------------------------------------------------
@@ -438,7 +452,7 @@ class ReviewViewModel(QObject):
         )
 
     def export(self, path: Path, fmt: str) -> None:
-        """Write the actions of the filtered day range as ``csv`` or ``json`` to `path`."""
+        """Write the actions matching the filters (days, intent, kind) as ``csv`` or ``json``."""
         if fmt not in ("csv", "json"):
             raise ValueError(f"format must be csv or json, not {fmt!r}")
         target = Path(path)

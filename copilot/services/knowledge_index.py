@@ -10,8 +10,11 @@ On disk, an index directory holds generations and a pointer to the current one::
         passages.db           SQLite: articles, passages, passages_fts (FTS5, porter)
 
 A reindex writes a complete new generation beside the live one and only then swaps `CURRENT`, so a
-crash at any moment leaves the previous generation usable. A generation whose manifest does not
-match the embedder or chunker, or whose files fail their checksums, is never loaded.
+crash at any moment leaves the previous generation usable. `build_candidate` stops before the
+swap: the new generation can be opened (``KnowledgeIndex.open(..., generation_name=)``) and
+compared with the live one, then made live with `promote_generation` or removed with
+`discard_generation`. A generation whose manifest does not match the embedder or chunker, or whose
+files fail their checksums, is never loaded.
 """
 
 from __future__ import annotations
@@ -75,10 +78,25 @@ Method = Literal["hybrid", "dense", "bm25"]
 
 # Single-query search runs on one thread: on 2 cores, competing pools double the latency.
 faiss.omp_set_num_threads(1)
+# ...but OpenMP keeps that setting per thread, and searches run on worker threads (the app's
+# interactive and bulk lanes), where it is back to one OpenMP thread per core: measured 5-10x
+# slower searches there (0.64 s vs 0.07 s for 60 searches on 2 busy cores). Each searching
+# thread sets it once (`_single_omp_thread`).
+_omp_configured = threading.local()
+
+
+def _single_omp_thread() -> None:
+    if not getattr(_omp_configured, "done", False):
+        faiss.omp_set_num_threads(1)
+        _omp_configured.done = True
 
 
 class IndexUnavailable(Exception):
     """No usable index: missing, built for another model or chunker, or damaged. Says why."""
+
+
+class StaleCandidate(IndexUnavailable):
+    """The live generation changed after a candidate was built from it: build it again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +112,10 @@ class IndexStats:
     seconds: float = 0.0
     generation: str = ""
     rebuilt_reason: str | None = None
+    #: True when `generation` was written but is not live yet (`build_candidate`).
+    candidate: bool = False
+    #: The live generation when the build started (what a candidate is compared with).
+    base_generation: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -108,6 +130,8 @@ class IndexStats:
             "seconds": round(self.seconds, 3),
             "generation": self.generation,
             "rebuilt_reason": self.rebuilt_reason,
+            "candidate": self.candidate,
+            "base_generation": self.base_generation,
         }
 
 
@@ -188,11 +212,25 @@ class KnowledgeIndex:
     # -- opening ------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, directory: Path, embedder: Embedder) -> KnowledgeIndex:
-        """Load the current generation, verifying it. Raises `IndexUnavailable` with the reason."""
-        generation = current_generation(directory)
-        if generation is None:
-            raise IndexUnavailable(f"no index in {directory}")
+    def open(
+        cls, directory: Path, embedder: Embedder, *, generation_name: str | None = None
+    ) -> KnowledgeIndex:
+        """Load the current generation (or the one named), verifying it.
+
+        Args:
+            directory: the index directory.
+            embedder: the embedder the generation must have been built with.
+            generation_name: a generation other than the live one, e.g. a candidate.
+
+        Raises:
+            IndexUnavailable: with the reason.
+        """
+        if generation_name is None:
+            generation = current_generation(directory)
+            if generation is None:
+                raise IndexUnavailable(f"no index in {directory}")
+        else:
+            generation = _named_generation(directory, generation_name)
         manifest = _verify_generation(generation, embedder)
         try:
             vectors = faiss.read_index(str(generation / VECTORS_FILE))
@@ -375,6 +413,7 @@ class KnowledgeIndex:
                 that back the conversation's confident intent; their best passages are searched
                 even when the query alone would not reach them.
         """
+        _single_omp_thread()
         allowed = self._allowed(today or dt.date.today(), product, include_inactive)
         terms = query_terms(query)
         dense: list[tuple[int, float]] = []
@@ -507,6 +546,24 @@ def current_generation(directory: Path) -> Path | None:
     generation = directory / name
     if not generation.is_dir():
         raise IndexUnavailable(f"{pointer} names {name}, which does not exist")
+    return generation
+
+
+def current_generation_name(directory: Path) -> str | None:
+    """The live generation's name (``gen-000007``), or None when there is no usable pointer."""
+    try:
+        generation = current_generation(directory)
+    except IndexUnavailable:
+        return None
+    return generation.name if generation is not None else None
+
+
+def _named_generation(directory: Path, name: str) -> Path:
+    if not re.fullmatch(r"gen-\d{6}", name):
+        raise IndexUnavailable(f"{name[:40]!r} is not a generation name")
+    generation = directory / name
+    if not generation.is_dir():
+        raise IndexUnavailable(f"generation {name} does not exist in {directory}")
     return generation
 
 
@@ -653,11 +710,17 @@ def build_index_from(
     cancelled: Callable[[], bool] | None = None,
     force: bool = False,
     keep_generations: int = 2,
+    promote: bool = True,
 ) -> IndexStats:
-    """Like `build_index`, for articles already loaded (evaluation sets, tests)."""
+    """Like `build_index`, for articles already loaded (evaluation sets, tests).
+
+    With ``promote=False`` the new generation is written but `CURRENT` is left alone (see
+    `build_candidate`).
+    """
     started = time.perf_counter()
     directory.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(directory)
+    base = current_generation_name(directory)
     previous: KnowledgeIndex | None = None
     rebuilt_reason: str | None = None
     if not force:
@@ -683,6 +746,7 @@ def build_index_from(
             passages=previous.passage_count,
             seconds=time.perf_counter() - started,
             generation=previous.generation.name,
+            base_generation=base,
         )
         previous.close()
         return stats
@@ -725,8 +789,11 @@ def build_index_from(
         if progress:
             progress(min(start + batch, total), total)
 
-    generation = _write_generation(directory, embedder, loaded.articles, passages, vectors)
-    _remove_old_generations(directory, keep=keep_generations)
+    generation = _write_generation(
+        directory, embedder, loaded.articles, passages, vectors, swap=promote
+    )
+    if promote:
+        _remove_old_generations(directory, keep=keep_generations)
     return IndexStats(
         added=added,
         changed=changed,
@@ -739,7 +806,94 @@ def build_index_from(
         seconds=time.perf_counter() - started,
         generation=generation.name,
         rebuilt_reason=rebuilt_reason,
+        candidate=not promote,
+        base_generation=base,
     )
+
+
+def build_candidate(
+    directory: Path,
+    articles_dir: Path,
+    embedder: Embedder,
+    *,
+    progress: ProgressCallback | None = None,
+    cancelled: Callable[[], bool] | None = None,
+    force: bool = False,
+) -> IndexStats:
+    """Build a new generation from `articles_dir` beside the live one WITHOUT making it live.
+
+    Incremental like `build_index`. When no article changed, nothing is written and the
+    returned stats have ``candidate=False`` and the live generation's name.
+
+    Returns:
+        The stats; ``stats.generation`` names the candidate, to open with
+        ``KnowledgeIndex.open(directory, embedder, generation_name=...)`` and then pass to
+        `promote_generation` or `discard_generation`.
+
+    Raises:
+        InterruptedError: `cancelled()` returned True; nothing was written.
+    """
+    return build_index_from(
+        directory,
+        load_articles(articles_dir),
+        embedder,
+        progress=progress,
+        cancelled=cancelled,
+        force=force,
+        promote=False,
+    )
+
+
+def promote_generation(
+    directory: Path,
+    name: str,
+    *,
+    expected_current: str | None,
+    keep_generations: int = 2,
+) -> None:
+    """Make candidate generation `name` the live one (the same atomic `CURRENT` swap).
+
+    Args:
+        directory: the index directory.
+        name: the candidate (``IndexStats.generation`` of `build_candidate`).
+        expected_current: the live generation the candidate was built and compared against
+            (``IndexStats.base_generation``; None when there was none). If another reindex
+            swapped in something else since, the candidate would silently undo it: refused.
+        keep_generations: how many generations to keep on disk afterwards.
+
+    Raises:
+        StaleCandidate: the live generation is no longer `expected_current`.
+        IndexUnavailable: `name` does not exist.
+    """
+    _named_generation(directory, name)
+    live = current_generation_name(directory)
+    if live != expected_current:
+        raise StaleCandidate(
+            f"the live index changed to {live or 'nothing'} after {name} was built from"
+            f" {expected_current or 'nothing'}; reindex again"
+        )
+    _swap_current(directory, name)
+    _remove_old_generations(directory, keep=keep_generations)
+
+
+def discard_generation(directory: Path, name: str) -> bool:
+    """Remove a candidate generation that will not be swapped in.
+
+    Returns:
+        False when there was nothing to remove.
+
+    Raises:
+        ValueError: `name` is the live generation.
+    """
+    if not re.fullmatch(r"gen-\d{6}", name):
+        raise ValueError(f"{name[:40]!r} is not a generation name")
+    if current_generation_name(directory) == name:
+        raise ValueError(f"{name} is the live index; it cannot be discarded")
+    path = directory / name
+    if not path.is_dir():
+        return False
+    shutil.rmtree(path)
+    return True
 
 
 def current_generation_safe(directory: Path) -> Path | None:
@@ -755,6 +909,8 @@ def _write_generation(
     loaded: Sequence[LoadedArticle],
     passages: Sequence[Passage],
     vectors: Sequence[npt.NDArray[np.float32]],
+    *,
+    swap: bool = True,
 ) -> Path:
     name = _next_generation_name(directory)
     temp = directory / f".tmp-{name}-{os.getpid()}"
@@ -795,7 +951,8 @@ def _write_generation(
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
-    _swap_current(directory, name)
+    if swap:
+        _swap_current(directory, name)
     return final
 
 

@@ -1,5 +1,9 @@
 """The knowledge-manager window: article states, reindex, harvested replies, knowledge gaps.
 
+Reindex builds the new index without making it live and replays the demo conversations on it;
+the "Changes" tab then lists which suggestions and cited articles would change, demo by demo and
+turn by turn, and "Swap in" makes it live (or "Discard" drops it).
+
 Widgets only: state and work live in `copilot.qt.knowledge_vm.KnowledgeViewModel`.
 """
 
@@ -26,7 +30,7 @@ from copilot.ui.review_window import record_table_view
 
 
 class KnowledgeWindow(QWidget):
-    """Articles and their state, reindex with progress, the harvest queue and the gap report."""
+    """Articles and their state, reindex with preview, the harvest queue and the gap report."""
 
     def __init__(self, vm: KnowledgeViewModel, parent: QWidget | None = None) -> None:
         super().__init__(parent, Qt.WindowType.Window)
@@ -45,6 +49,12 @@ class KnowledgeWindow(QWidget):
         self.reindex_button = QPushButton("Re&index")
         self.cancel_button = QPushButton("&Cancel")
         self.cancel_button.setEnabled(False)
+        self.swap_button = QPushButton("&Swap in")
+        self.swap_button.setToolTip("Make the new index live (agents' panels pick it up)")
+        self.discard_button = QPushButton("&Discard")
+        self.discard_button.setToolTip("Drop the new index; the live one stays as it was")
+        for button in (self.swap_button, self.discard_button):
+            button.setEnabled(False)
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 100)
         self.progress_bar.setValue(0)
@@ -53,6 +63,8 @@ class KnowledgeWindow(QWidget):
         bar.addWidget(self.reindex_button)
         bar.addWidget(self.cancel_button)
         bar.addWidget(self.progress_bar, 1)
+        bar.addWidget(self.swap_button)
+        bar.addWidget(self.discard_button)
         layout.addLayout(bar)
         self.articles_view = record_table_view(vm.articles)
         self.errors_view = record_table_view(vm.errors)
@@ -65,6 +77,18 @@ class KnowledgeWindow(QWidget):
         split.setSizes([440, 140])
         layout.addWidget(split, 1)
         self.tabs.addTab(articles, "Articles")
+
+        # What the new index would change, before it is swapped in.
+        changes = QWidget()
+        changes_layout = QVBoxLayout(changes)
+        self.changes_label = QLabel(
+            "Reindex to compare a new index with the live one on the demo conversations."
+        )
+        self.changes_label.setWordWrap(True)
+        self.changes_view = record_table_view(vm.changes)
+        changes_layout.addWidget(self.changes_label)
+        changes_layout.addWidget(self.changes_view, 1)
+        self.changes_tab = self.tabs.addTab(changes, "Changes")
 
         # Harvested replies.
         harvest = QWidget()
@@ -102,6 +126,11 @@ class KnowledgeWindow(QWidget):
         self.rescan_button.clicked.connect(vm.refresh)
         self.reindex_button.clicked.connect(vm.reindex)
         self.cancel_button.clicked.connect(vm.cancel_reindex)
+        self.swap_button.clicked.connect(self._swap_in)
+        self.discard_button.clicked.connect(self._discard)
+        vm.sig_reindex_stage.connect(self._show_stage)
+        vm.sig_preview_ready.connect(self._show_preview)
+        vm.sig_candidate_changed.connect(self._candidate_changed)
         self.approve_button.clicked.connect(self._approve)
         self.reject_button.clicked.connect(self._reject)
         self.harvest_view.selectionModel().selectionChanged.connect(self._harvest_selected)
@@ -129,10 +158,48 @@ class KnowledgeWindow(QWidget):
         self.progress_bar.setValue(round(100 * done / total))
 
     def _reindex_running(self, running: bool) -> None:
-        self.reindex_button.setEnabled(not running)
+        self.reindex_button.setEnabled(not running and not self.vm.has_candidate)
         self.cancel_button.setEnabled(running)
         if running:
             self.status_label.setText("Reindexing…")
+        else:
+            self.progress_bar.setFormat("%p %")
+
+    def _show_stage(self, stage: str) -> None:
+        self.status_label.setText(f"{stage}…")
+        self.progress_bar.setFormat(f"{stage}: %p %")
+
+    def _show_preview(self, preview: dict[str, Any]) -> None:
+        base = preview.get("base_generation") or "no index"
+        self.changes_label.setText(
+            f"New index {preview.get('candidate_generation', '')} compared with the live"
+            f" {base} on {len(preview.get('demos', []))} demo conversations:"
+            f" {preview.get('headline', '')} Swap it in to make it live, or discard it."
+        )
+        self.tabs.setCurrentIndex(self.changes_tab)
+
+    def _candidate_changed(self, waiting: bool) -> None:
+        for button in (self.swap_button, self.discard_button):
+            button.setEnabled(waiting)
+        self.reindex_button.setEnabled(not waiting and not self.vm.reindexing)
+        self.tabs.setTabText(self.changes_tab, "Changes (not live yet)" if waiting else "Changes")
+        if not waiting:
+            self.changes_label.setText(
+                "Reindex to compare a new index with the live one on the demo conversations."
+            )
+
+    def _swap_in(self) -> None:
+        if self.vm.swap_in():
+            self._deciding()
+
+    def _discard(self) -> None:
+        if self.vm.discard():
+            self._deciding()
+
+    def _deciding(self) -> None:
+        # One decision per candidate: a second click while the first runs does nothing.
+        for button in (self.swap_button, self.discard_button):
+            button.setEnabled(False)
 
     def _selected_group(self) -> dict[str, Any] | None:
         rows = self.harvest_view.selectionModel().selectedRows()

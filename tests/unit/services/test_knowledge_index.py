@@ -283,3 +283,72 @@ def test_long_queries_search_bm25_with_their_rarest_terms(articles: Path, index_
     assert "the" not in chosen and "duplicate" in chosen
     assert chosen == [t for t in terms if t in chosen]  # query order kept
     index.close()
+
+
+# --- candidates: built, judged, then promoted or discarded ------------------------------------
+
+
+def test_a_candidate_is_built_beside_the_live_index_without_going_live(
+    articles: Path, index_dir: Path
+) -> None:
+    embedder = HashingEmbedder()
+    live = build_index(index_dir, articles, embedder).generation
+    (articles / "tec.md").unlink()
+    stats = ki.build_candidate(index_dir, articles, embedder)
+    assert stats.candidate and stats.base_generation == live
+    assert stats.removed == ["KB-TEC"]
+    assert ki.current_generation_name(index_dir) == live
+    assert KnowledgeIndex.open(index_dir, embedder).article("KB-TEC") is not None  # still live
+    candidate = KnowledgeIndex.open(index_dir, embedder, generation_name=stats.generation)
+    assert candidate.article("KB-TEC") is None
+    candidate.close()
+
+    ki.promote_generation(index_dir, stats.generation, expected_current=live)
+    assert ki.current_generation_name(index_dir) == stats.generation
+    assert KnowledgeIndex.open(index_dir, embedder).article("KB-TEC") is None
+
+
+def test_a_discarded_candidate_is_removed_and_the_live_one_cannot_be(
+    articles: Path, index_dir: Path
+) -> None:
+    embedder = HashingEmbedder()
+    live = build_index(index_dir, articles, embedder).generation
+    (articles / "acc.md").write_text(article("KB-ACC", "Password reset", "New text."))
+    stats = ki.build_candidate(index_dir, articles, embedder)
+    assert ki.discard_generation(index_dir, stats.generation)
+    assert not (index_dir / stats.generation).exists()
+    assert ki.current_generation_name(index_dir) == live
+    with pytest.raises(ValueError, match="live"):
+        ki.discard_generation(index_dir, live)
+
+
+def test_nothing_changed_means_no_candidate(articles: Path, index_dir: Path) -> None:
+    embedder = HashingEmbedder()
+    live = build_index(index_dir, articles, embedder).generation
+    stats = ki.build_candidate(index_dir, articles, embedder)
+    assert not stats.candidate and stats.generation == live
+    assert sorted(p.name for p in index_dir.glob("gen-*")) == [live]
+
+
+def test_a_candidate_overtaken_by_another_reindex_is_refused(
+    articles: Path, index_dir: Path
+) -> None:
+    embedder = HashingEmbedder()
+    live = build_index(index_dir, articles, embedder).generation
+    (articles / "tec.md").unlink()
+    stats = ki.build_candidate(index_dir, articles, embedder)
+    (articles / "acc.md").unlink()
+    other = build_index(index_dir, articles, embedder).generation  # e.g. another process
+    with pytest.raises(ki.StaleCandidate, match="reindex again"):
+        ki.promote_generation(index_dir, stats.generation, expected_current=live)
+    assert ki.current_generation_name(index_dir) == other
+
+
+def test_a_cancelled_candidate_writes_nothing(articles: Path, index_dir: Path) -> None:
+    embedder = HashingEmbedder()
+    live = build_index(index_dir, articles, embedder).generation
+    (articles / "tec.md").write_text(article("KB-TEC", "Broadband", "Changed."))
+    with pytest.raises(InterruptedError):
+        ki.build_candidate(index_dir, articles, embedder, cancelled=lambda: True)
+    assert sorted(p.name for p in index_dir.glob("gen-*")) == [live]
+    assert not list(index_dir.glob(".tmp-*"))

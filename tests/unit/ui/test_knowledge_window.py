@@ -24,11 +24,13 @@ from copilot.qt.knowledge_vm import (
 )
 from copilot.qt.tasks import TaskRunner
 from copilot.services.embedders import HashingEmbedder
+from copilot.services.paths import sample_content_dir
 from copilot.ui.knowledge_window import KnowledgeWindow
 
 pytestmark = pytest.mark.gui
 
 ARTICLES = ("kb-bil-001.md", "kb-ref-002.md", "kb-acc-001.md")
+SAMPLE = sample_content_dir()
 BROKEN = "---\nid: [unclosed\ntitle: Broken\n---\n\nBody.\n"
 
 
@@ -55,6 +57,25 @@ def make_pack(sample_content: Path, target: Path) -> Path:
         _article("KB-NEW-001", "status: draft\n"), encoding="utf-8"
     )
     return target
+
+
+DEMOS = ("02-double-charge.jsonl", "12-locked-account.jsonl")
+
+
+def add_demos(sample_content: Path, pack: Path) -> None:
+    """What replaying demos needs: two demo conversations, the signal and policy specs, and
+    every article the policies cite (the policy loader checks them)."""
+    sample = sample_content if (sample_content / "demos").is_dir() else SAMPLE
+    for article in (sample / "articles").iterdir():
+        if not (pack / "articles" / article.name).exists():
+            shutil.copy(article, pack / "articles" / article.name)
+    (pack / "demos").mkdir(exist_ok=True)
+    for name in DEMOS:
+        shutil.copy(sample / "demos" / name, pack / "demos" / name)
+    for name in ("signals.yaml", "policies.yaml"):
+        shutil.copy(sample / name, pack / name)
+    if (sample / "signals").is_dir() and not (pack / "signals").exists():
+        shutil.copytree(sample / "signals", pack / "signals")
 
 
 @pytest.fixture
@@ -88,15 +109,35 @@ def states(vm: KnowledgeViewModel) -> dict[str, str]:
     return {row["id"] or row["path"]: row["state"] for row in vm.articles.rows}
 
 
-def reindex(qtbot: QtBot, window: KnowledgeWindow) -> dict[str, Any]:
+def build(qtbot: QtBot, window: KnowledgeWindow) -> dict[str, Any]:
+    """Click Reindex and wait for the new index's preview; returns it (not live yet)."""
+    vm = window.vm
+    with qtbot.waitSignal(vm.sig_preview_ready, timeout=30000) as ready:
+        window.reindex_button.click()
+        assert not window.reindex_button.isEnabled() and window.cancel_button.isEnabled()
+    assert window.swap_button.isEnabled() and window.discard_button.isEnabled()
+    assert not window.reindex_button.isEnabled()  # decide on this one first
+    return dict(ready.args[0])
+
+
+def swap(qtbot: QtBot, window: KnowledgeWindow) -> dict[str, Any]:
     vm = window.vm
     with (
         qtbot.waitSignal(vm.sig_reindex_finished, timeout=20000) as finished,
         qtbot.waitSignal(vm.articles.modelReset, timeout=20000),
     ):
-        window.reindex_button.click()
-        assert not window.reindex_button.isEnabled() and window.cancel_button.isEnabled()
+        window.swap_button.click()
+    assert not window.swap_button.isEnabled() and window.reindex_button.isEnabled()
     return dict(finished.args[0])
+
+
+def reindex(qtbot: QtBot, window: KnowledgeWindow) -> dict[str, Any]:
+    build(qtbot, window)
+    return swap(qtbot, window)
+
+
+def live(sources: KnowledgeSources) -> str:
+    return (sources.index_dir / "CURRENT").read_text(encoding="utf-8").strip()
 
 
 def test_states_before_indexing(qtbot: QtBot, runner: TaskRunner, sources: Any) -> None:
@@ -203,7 +244,96 @@ def test_every_item_model_passes_the_model_tester(
     qtbot: QtBot, runner: TaskRunner, sources: Any, qtmodeltester: Any
 ) -> None:
     window = open_window(qtbot, runner, sources, HashingEmbedder())
-    reindex(qtbot, window)
+    build(qtbot, window)
     for model in window.vm.item_models():
-        assert model.rowCount() > 0
+        if model is not window.vm.changes:  # no demos in this pack: checked with them below
+            assert model.rowCount() > 0
         qtmodeltester.check(model)
+
+
+@pytest.fixture
+def demo_sources(sources: KnowledgeSources, sample_content: Path) -> KnowledgeSources:
+    add_demos(sample_content, sources.content_dir)
+    return sources
+
+
+@pytest.mark.slow
+def test_a_reindex_is_previewed_on_the_demos_and_live_only_after_swap_in(
+    qtbot: QtBot, runner: TaskRunner, demo_sources: KnowledgeSources, qtmodeltester: Any
+) -> None:
+    sources = demo_sources
+    window = open_window(qtbot, runner, sources, HashingEmbedder())
+    first = build(qtbot, window)
+    assert not (sources.index_dir / "CURRENT").exists()  # built, not live
+    assert first["base_generation"] is None
+    assert sorted(first["demos"]) == sorted(Path(d).stem for d in DEMOS)
+    assert {row["change"] for row in window.vm.changes.rows} == {"added"}
+    swap(qtbot, window)
+    before = live(sources)
+
+    # A bad edit: the double-charge article is deleted. The preview shows, per demo and
+    # turn, that it is no longer offered, while agents still search the old index.
+    (sources.content_dir / "articles" / "kb-bil-001.md").unlink()
+    preview = build(qtbot, window)
+    assert live(sources) == before
+    assert preview["base_generation"] == before
+    assert preview["candidate_generation"] != before
+    assert (sources.index_dir / preview["candidate_generation"]).is_dir()
+    rows = window.vm.changes.rows
+    removed = [r for r in rows if r["key"] == "KB-BIL-001" and r["change"] == "removed"]
+    assert {r["demo"] for r in removed} == {Path(d).stem for d in DEMOS}
+    assert all(r["section"] == "article" and r["turn_id"].startswith("t") for r in removed)
+    assert all(r["ranks"].endswith("→ –") for r in removed)
+    assert window.tabs.currentIndex() == window.changes_tab
+    assert "not live" in window.tabs.tabText(window.changes_tab)
+    assert "demo conversations" in window.changes_label.text()
+    qtmodeltester.check(window.vm.changes)
+
+    # Discard: the candidate is gone and the live index is the one agents had.
+    with qtbot.waitSignal(window.vm.sig_candidate_changed, timeout=10000):
+        window.discard_button.click()
+    assert not (sources.index_dir / preview["candidate_generation"]).exists()
+    assert live(sources) == before
+    assert window.vm.changes.rowCount() == 0
+    assert "Discarded" in window.status_label.text()
+    assert window.reindex_button.isEnabled() and not window.swap_button.isEnabled()
+
+    # Again, and swap it in this time.
+    preview = build(qtbot, window)
+    stats = swap(qtbot, window)
+    assert live(sources) == preview["candidate_generation"] == stats["generation"]
+    assert "KB-BIL-001" not in states(window.vm)
+    assert "is live" in window.status_label.text()
+
+
+def test_nothing_to_swap_in_when_no_article_changed(
+    qtbot: QtBot, runner: TaskRunner, sources: KnowledgeSources
+) -> None:
+    window = open_window(qtbot, runner, sources, HashingEmbedder())
+    reindex(qtbot, window)
+    generation = live(sources)
+    with qtbot.waitSignal(window.vm.sig_reindex_finished, timeout=20000):
+        window.reindex_button.click()
+    assert "No article changed" in window.status_label.text()
+    assert not window.swap_button.isEnabled() and window.reindex_button.isEnabled()
+    assert live(sources) == generation
+
+
+def test_a_candidate_overtaken_by_another_reindex_is_not_swapped_in(
+    qtbot: QtBot, runner: TaskRunner, sources: KnowledgeSources
+) -> None:
+    from copilot.services.knowledge_index import build_index
+
+    window = open_window(qtbot, runner, sources, HashingEmbedder())
+    reindex(qtbot, window)
+    path = sources.content_dir / "articles" / "kb-acc-001.md"
+    path.write_text(path.read_text(encoding="utf-8") + "\nOne more line.\n", encoding="utf-8")
+    preview = build(qtbot, window)
+    # Meanwhile `copilot index` runs in another process and swaps in its own generation.
+    path.write_text(path.read_text(encoding="utf-8") + "\nAnd another.\n", encoding="utf-8")
+    other = build_index(sources.index_dir, sources.content_dir / "articles", HashingEmbedder())
+    with qtbot.waitSignal(window.vm.sig_candidate_changed, timeout=10000):
+        window.swap_button.click()
+    assert live(sources) == other.generation  # not undone by the older candidate
+    assert not (sources.index_dir / preview["candidate_generation"]).exists()
+    assert "changed while this one waited" in window.status_label.text()

@@ -160,6 +160,36 @@ def test_export_writes_the_actions(
     assert {"accept", "discard", "edit"} <= {r["kind"] for r in rows}
 
 
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_export_honours_every_filter_of_the_window(
+    qtbot: QtBot, runner: TaskRunner, db_path: Path, tmp_path: Path, fmt: str
+) -> None:
+    window = open_window(qtbot, runner, db_path)
+    window.intent_combo.addItem(DELIVERY, DELIVERY)
+    window.intent_combo.setCurrentIndex(window.intent_combo.findData(DELIVERY))
+    window.kind_combo.setCurrentIndex(window.kind_combo.findData("template"))
+    day = FIRST_DAY + dt.timedelta(days=1)
+    for check, edit in (
+        (window.since_check, window.since_edit),
+        (window.until_check, window.until_edit),
+    ):
+        check.setChecked(True)
+        edit.setDate(day)
+    apply(qtbot, window)
+    target = tmp_path / f"filtered.{fmt}"
+    with qtbot.waitSignal(window.vm.sig_exported, timeout=5000):
+        window.vm.export(target, fmt)
+    if fmt == "csv":
+        with target.open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    else:
+        rows = json.loads(target.read_text(encoding="utf-8"))["actions"]
+    assert rows, "the seeded day has delivery template actions"
+    assert {r["intent"] for r in rows} == {DELIVERY}
+    assert {r["suggestion_kind"] for r in rows} == {"template"}
+    assert {r["ts"][:10] for r in rows} == {day.isoformat()}
+
+
 def test_export_failure_is_shown(
     qtbot: QtBot, runner: TaskRunner, db_path: Path, tmp_path: Path
 ) -> None:
