@@ -57,7 +57,7 @@ from copilot.qt.theme import ThemeManager
 from copilot.services import paths
 from copilot.services.secrets import SecretStore
 from copilot.services.settings import load_settings
-from copilot.ui.main_window import APP_TITLE, MainWindow, app_icon
+from copilot.ui.main_window import APP_ID, APP_TITLE, MainWindow, app_icon
 
 _log = logging.getLogger(__name__)
 
@@ -101,6 +101,7 @@ _PANEL_MODULES: tuple[str, ...] = (
     "copilot.qt.conversations_vm",
     "copilot.qt.snapshot_vm",
     "copilot.ui.panel",
+    "copilot.qt.ingest_bridge",
 )
 
 
@@ -119,6 +120,8 @@ def _onnx_cache_problem(data_dir: Path) -> str | None:
     """Why the ONNX model must be exported before use (None when it is ready); fast."""
     from copilot.services import embedders
 
+    if embedders.bundled_onnx_dir() is not None:
+        return None  # a frozen build ships its model ready to load
     model_dir = embedders.onnx_model_dir(data_dir)
     return embedders.check_onnx_cache(
         model_dir, [embedders.DEFAULT_ONNX_VARIANT], verify_hashes=False
@@ -225,11 +228,14 @@ class CopilotApp(QObject):
     Signals:
         sig_embedder_ready(object): the embedding model is loaded (an `Embedder`).
         sig_backend_ready(object): the content pack and index are loaded (a `PanelBackend`).
+        sig_backend_reloaded(object): a new index generation went live and the backend was
+            loaded again (a `PanelBackend`); open conversations are being analysed again.
         sig_first_paint(float): seconds from `main` to the window's first paint.
     """
 
     sig_embedder_ready = Signal(object)
     sig_backend_ready = Signal(object)
+    sig_backend_reloaded = Signal(object)
     sig_first_paint = Signal(float)
 
     def __init__(
@@ -269,9 +275,13 @@ class CopilotApp(QObject):
         self._quit_after_replay = quit_after_replay
         self._quit_when_idle = False
         self.replayer: Any = None
+        self.ingest: Any = None  # `copilot.qt.ingest_bridge.IngestApiController`, with the panel
         self.feedback_sink = feedback_sink
         self.panel: Any = None
+        self.generative: Any = None
         self.backend: Any = None
+        self.index_watcher: Any = None
+        self._reload_state = ""  # "", "running", or "again" (a newer generation meanwhile)
         self._exit_after_first_paint = exit_after_first_paint
         self._painted = False
         self._shut_down = False
@@ -384,6 +394,7 @@ class CopilotApp(QObject):
             return
         built = time.perf_counter()
         self.build_panel()
+        self.start_ingest_api()
         if self.probe is not None:
             self.probe.report("panel_built", panel_build_s=round(time.perf_counter() - built, 4))
         self.load_model()
@@ -412,6 +423,37 @@ class CopilotApp(QObject):
             self.feedback_sink,
             agent_id=self.settings_vm.settings.agent_id or None,
         )
+        self._start_generative()
+
+    def _start_generative(self) -> None:
+        """The optional language model: asks after each offline snapshot when it is turned on."""
+        from copilot.qt.generative_vm import GenerativeViewModel
+
+        self.generative = GenerativeViewModel(
+            self.panel.conversations,
+            self.runner,
+            settings=self.settings_vm.settings.llm,
+            parent=self,
+        )
+        self.settings_vm.sig_settings_changed.connect(
+            lambda settings: self.generative.set_settings(settings.llm)
+        )
+
+    def start_ingest_api(self) -> None:
+        """Serve the local ingest API into the panel while the settings enable it."""
+        if self.ingest is not None or self.panel is None:
+            return
+        from copilot.qt.ingest_bridge import IngestApiController, IngestBridge
+
+        bridge = IngestBridge(
+            self.panel.conversations, self.runner, self.feedback_sink, parent=self
+        )
+        self.ingest = IngestApiController(bridge, self.runner, self.secrets, parent=self)
+        self.ingest.sig_status_changed.connect(self.window.set_sources)
+        self.settings_vm.sig_settings_changed.connect(
+            lambda settings: self.ingest.apply(settings.sources.ingest_api)
+        )
+        self.ingest.apply(self.settings_vm.settings.sources.ingest_api)
 
     def load_model(self) -> None:
         """Load the embedder named in the settings on the bulk lane, showing progress."""
@@ -466,16 +508,19 @@ class CopilotApp(QObject):
         chosen = self.settings_vm.settings.content_dir
         return paths.content_dir(chosen)
 
-    def load_backend(self, embedder: Any) -> None:
-        """Load the content pack and open the index on the bulk lane; then enable the panel."""
+    def _loader(self) -> BackendLoader:
         loader = self._backend_loader
         if loader is _default_backend_loader and hasattr(self.feedback_sink, "prior"):
             # Suggestions are ranked with what agents accepted before.
             loader = functools.partial(_default_backend_loader, prior=self.feedback_sink)
+        return loader
+
+    def load_backend(self, embedder: Any) -> None:
+        """Load the content pack and open the index on the bulk lane; then enable the panel."""
         self.runner.run(
             BULK,
             _timed,
-            loader,
+            self._loader(),
             self.content_dir(),
             self._data_dir,
             embedder,
@@ -495,6 +540,7 @@ class CopilotApp(QObject):
         if self.panel is not None:
             self.panel.conversations.set_backend(backend)
         self.sig_backend_ready.emit(backend)
+        self._watch_index(backend)
         if self.probe is not None:
             self.probe.report(
                 "backend_ready",
@@ -539,6 +585,77 @@ class CopilotApp(QObject):
                 replay_stall_ms=self.probe.take_stall_ms(),
             )
         self._qapp.quit()
+
+    # --- a new index generation goes live -------------------------------------------------------
+
+    def _watch_index(self, backend: Any) -> None:
+        """Reload the backend whenever another index generation goes live: the knowledge
+        window's "Swap in", or ``copilot index`` run in another process."""
+        if self.index_watcher is not None or self.probe is not None:
+            return
+        from copilot.qt.conversations_vm import IndexWatcher, live_generation
+
+        index_dir = paths.index_dir(self._data_dir)
+        generation = getattr(
+            getattr(getattr(backend, "index", None), "generation", None), "name", None
+        )
+        self.index_watcher = IndexWatcher(
+            index_dir, generation or live_generation(index_dir), parent=self
+        )
+        self.index_watcher.sig_generation_changed.connect(self._index_changed)
+
+    def _index_changed(self, generation: str) -> None:
+        if self._shut_down or self.embedder is None:
+            return
+        if self._reload_state:
+            self._reload_state = "again"  # load once more when this one is done
+            return
+        _log.info("index generation %s went live: reloading the knowledge pack", generation)
+        self._reload_state = "running"
+        self.window.set_model_state("loading", "Loading the updated knowledge…")
+        self.runner.run(
+            BULK,
+            _timed,
+            self._loader(),
+            self.content_dir(),
+            self._data_dir,
+            self.embedder,
+            on_success=self._backend_reloaded,
+            on_failure=self._reload_failed,
+            description="Loading the updated knowledge",
+        )
+
+    def _reload_done(self) -> None:
+        again = self._reload_state == "again"
+        self._reload_state = ""
+        if again and self.index_watcher is not None:
+            self._index_changed(self.index_watcher.generation or "")
+
+    def _backend_reloaded(self, result: tuple[Any, float]) -> None:
+        backend, seconds = result
+        self.backend = backend
+        _log.info("knowledge pack reloaded in %.2f s", seconds)
+        if self.panel is not None:
+            # Every open conversation is analysed again with the new index.
+            self.panel.conversations.set_backend(backend)
+        index = getattr(backend, "index", None)
+        count = getattr(index, "article_count", None)
+        self.window.set_model_state(
+            "ready",
+            f"Knowledge updated ({count} articles)" if count is not None else "Knowledge updated",
+        )
+        self.sig_backend_reloaded.emit(backend)
+        self._reload_done()
+
+    def _reload_failed(self, error: BaseException) -> None:
+        detail = str(error).strip() or type(error).__name__
+        self.window.set_model_state("ready", "Knowledge update failed; using the previous one")
+        self.window.show_message(
+            f"The updated knowledge index could not be loaded ({detail}); the co-pilot keeps"
+            " using the previous one.",
+            kind="warning",
+        )
+        self._reload_done()
 
     def _backend_failed(self, error: BaseException) -> None:
         detail = str(error).strip() or type(error).__name__
@@ -653,10 +770,16 @@ class CopilotApp(QObject):
             return
         self._shut_down = True
         self._fallback.stop()
+        if self.index_watcher is not None:
+            self.index_watcher.stop()
         if self.probe is not None:
             self.probe.stop()
         if self.replayer is not None:
             self.replayer.stop()
+        if self.ingest is not None:
+            self.ingest.stop()  # before the panel: requests waiting on it are answered at once
+        if self.generative is not None:
+            self.generative.shutdown()
         if self.panel is not None:
             self.panel.shutdown()
             # Feedback queued on the db lane would be dropped by the runner's shutdown: let it
@@ -716,7 +839,8 @@ def main(
     qapp = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0]])
     qapp.setApplicationName(APP_TITLE)
     qapp.setOrganizationName("agent-copilot")
-    qapp.setDesktopFileName("agent-copilot")
+    # Wayland matches windows to their .desktop file (and its icon) by this id.
+    qapp.setDesktopFileName(APP_ID)
     qapp.setWindowIcon(app_icon())
     app = CopilotApp(
         qapp,

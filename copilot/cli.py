@@ -26,6 +26,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "copilot.commands.harvest",
     "copilot.commands.erase",
     "copilot.commands.serve",
+    "copilot.commands.llm",
+    "copilot.commands.vcon",
 )
 
 

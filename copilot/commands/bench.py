@@ -12,6 +12,7 @@ BENCH_MODULES: tuple[str, ...] = (
     "copilot.commands.bench_embed",
     "copilot.commands.bench_feedback",
     "copilot.commands.bench_startup",
+    "copilot.commands.bench_ingest",
 )
 
 

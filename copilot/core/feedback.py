@@ -120,6 +120,7 @@ class FeedbackAction:
         item_version: the template's or article's version (content hash or ``updated``).
         article_id: the article cited (article suggestions, article feedback).
         query: the customer words retrieval found nothing confident for (retrieval_miss).
+        generated: the suggestion was written by the optional language model (AI-generated).
         action_id: unique id; a store records the same id once (safe to retry).
     """
 
@@ -147,6 +148,7 @@ class FeedbackAction:
     item_version: str | None = None
     article_id: str | None = None
     query: str | None = None
+    generated: bool = False
     action_id: str = field(default_factory=_new_id)
 
     def __post_init__(self) -> None:
@@ -204,6 +206,7 @@ class FeedbackAction:
             "item_version": self.item_version,
             "article_id": self.article_id,
             "query": self.query,
+            "generated": self.generated,
             "action_id": self.action_id,
         }
 

@@ -281,7 +281,11 @@ class Assistant:
             key = (conversation.conversation_id, turn.turn_id, turn.text)
             analysed = self._turn_signals.get(key)
             if analysed is None:
-                analysed = analyse_signals(turn.text, turn_id=turn.turn_id, config=self.signals)
+                # the sentiment head, when the pack has one, reads the turn's own embedding
+                embedding = self._embed(turn.text) if self.signals.sentiment.head else None
+                analysed = analyse_signals(
+                    turn.text, turn_id=turn.turn_id, config=self.signals, embedding=embedding
+                )
                 self._turn_signals[key] = analysed
                 if len(self._turn_signals) > 4096:
                     self._turn_signals.popitem(last=False)

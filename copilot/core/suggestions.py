@@ -409,6 +409,8 @@ class Suggestion:
         score: the ranking score (see the module docstring).
         item_id: what feedback is recorded against (template id or passage id).
         template_text: the unfilled template text ("" for passage replies).
+        generated: written by the optional language model (`copilot.core.generative`), shown
+            and recorded as AI-generated.
     """
 
     id: str
@@ -423,6 +425,7 @@ class Suggestion:
     score: float
     item_id: str
     template_text: str = ""
+    generated: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -437,6 +440,7 @@ class Suggestion:
             "missing_slots": list(self.missing_slots),
             "score": round(self.score, 4),
             "item_id": self.item_id,
+            "generated": self.generated,
         }
 
 

@@ -127,6 +127,8 @@ class Summary:
         next_step: one suggested next step for the agent.
         verified: how the customer's identity was confirmed, when the agent said so.
         as_of: the time of the last turn summarised.
+        generated: issue, goal, tried, open items and next step were written by the optional
+            language model (`copilot.core.generative`); the panel labels them AI-generated.
     """
 
     issue: str = ""
@@ -139,6 +141,7 @@ class Summary:
     next_step: str = ""
     verified: tuple[str, ...] = ()
     as_of: dt.datetime | None = None
+    generated: bool = False
 
     def facts(self, *kinds: str) -> tuple[Fact, ...]:
         """The key facts of the given kinds, in order of first mention."""
@@ -189,6 +192,7 @@ class Summary:
             "next_step": self.next_step,
             "verified": list(self.verified),
             "as_of": self.as_of.isoformat() if self.as_of else None,
+            "generated": self.generated,
         }
 
 

@@ -42,8 +42,10 @@ _log = logging.getLogger(__name__)
 
 __all__ = [
     "ConversationsViewModel",
+    "IndexWatcher",
     "PanelBackend",
     "intent_choices_of",
+    "live_generation",
     "load_backend",
     "split_pasted_turns",
 ]
@@ -85,16 +87,30 @@ def load_backend(
     *,
     progress: Callable[[str], None] | None = None,
     prior: Any = None,
+    learn_intents: bool = True,
 ) -> PanelBackend:
     """Load the content pack and open (or build) the index: blocking, run it on the bulk lane.
+
+    Also the way the running app reloads after a new index generation goes live.
+
+    Args:
+        content: the content pack.
+        data: the data directory (index, feedback database).
+        embedder: the loaded embedder.
+        progress: called with the name of each part as it starts loading.
+        prior: feedback priors for ranking suggestions.
+        learn_intents: learn the agents' intent corrections stored in the feedback database as
+            extra intent examples (`copilot.services.assistant.learned_intent_examples`).
 
     The services are imported here, not at the top: they pull in FAISS, which must not load
     before the window has painted.
     """
-    from copilot.services.assistant import build_assistant
+    from copilot.services.assistant import build_assistant, learned_intent_examples
+    from copilot.services.feedback_store import feedback_db_path
 
+    extra = learned_intent_examples(content, feedback_db_path(data)) if learn_intents else []
     assistant, index, report = build_assistant(
-        content, data, embedder, progress=progress, prior=prior
+        content, data, embedder, progress=progress, prior=prior, extra_intent_examples=extra
     )
     return PanelBackend(
         assistant=assistant,
@@ -102,6 +118,89 @@ def load_backend(
         intent_choices=intent_choices_of(assistant),
         warnings=tuple(report.warnings),
     )
+
+
+_GENERATION_NAME = re.compile(r"gen-\d{6}")
+#: How long the index directory must stay quiet before ``CURRENT`` is read: a reindex writes a
+#: generation, swaps the pointer, then deletes old generations, a burst of events.
+INDEX_WATCH_DEBOUNCE_MS = 400
+
+
+def live_generation(index_dir: Path) -> str | None:
+    """The generation ``CURRENT`` names in `index_dir`, or None (missing or damaged).
+
+    Reads the pointer file only: no FAISS import, cheap enough for the GUI thread.
+    """
+    try:
+        name = (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return name if _GENERATION_NAME.fullmatch(name) else None
+
+
+class IndexWatcher(QObject):
+    """Notices when a new index generation goes live, in this process or another.
+
+    ``CURRENT`` is replaced by a rename (`copilot.services.knowledge_index`), which a watch on
+    the directory sees; the events are debounced and the pointer read once things are quiet.
+
+    Signals:
+        sig_generation_changed(str): ``CURRENT`` now names this generation.
+    """
+
+    sig_generation_changed = Signal(str)
+
+    def __init__(
+        self,
+        index_dir: Path,
+        generation: str | None,
+        *,
+        debounce_ms: int = INDEX_WATCH_DEBOUNCE_MS,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        from PySide6.QtCore import QFileSystemWatcher, QTimer
+
+        self.index_dir = Path(index_dir)
+        self.generation = generation
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(debounce_ms)
+        self._timer.timeout.connect(self._check)
+        self._watcher = QFileSystemWatcher(self)
+        self._watcher.directoryChanged.connect(self._changed)
+        self._watcher.fileChanged.connect(self._changed)
+        try:
+            # Watched from the start, even before `copilot index` first creates it.
+            self.index_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            _log.warning("cannot watch %s for new index generations: %s", self.index_dir, exc)
+        self._watch()
+
+    def _watch(self) -> None:
+        # A renamed-over file drops out of the watch list: add it back after every change.
+        wanted = [str(self.index_dir), str(self.index_dir / "CURRENT")]
+        present = set(self._watcher.directories()) | set(self._watcher.files())
+        missing = [p for p in wanted if p not in present and Path(p).exists()]
+        if missing:
+            self._watcher.addPaths(missing)
+
+    def _changed(self, _path: str) -> None:
+        self._timer.start()  # (re)start: read CURRENT once the burst of events is over
+
+    def _check(self) -> None:
+        self._watch()
+        name = live_generation(self.index_dir)
+        if name is not None and name != self.generation:
+            self.generation = name
+            self.sig_generation_changed.emit(name)
+
+    def stop(self) -> None:
+        """Stop watching (the app calls it on shutdown)."""
+        self._timer.stop()
+        paths = self._watcher.directories() + self._watcher.files()
+        if paths:
+            self._watcher.removePaths(paths)
 
 
 # "Customer: ...", "Agent: ...", optionally after a "[10:02]" or "10:02" time stamp.
@@ -221,7 +320,8 @@ class ConversationsViewModel(QObject):
         return self._backend is not None
 
     def set_backend(self, backend: PanelBackend) -> None:
-        """The assistant is ready: analyse every conversation that has turns."""
+        """The assistant is ready (or was reloaded: a new index, newly learnt intents): analyse
+        every conversation that has turns, so what is on screen comes from the new one."""
         self._backend = backend
         self.sig_ready_changed.emit(True)
         for conversation_id, state in self._states.items():
@@ -249,6 +349,12 @@ class ConversationsViewModel(QObject):
         """True while an analysis of the conversation is requested and not yet delivered."""
         state = self._states.get(conversation_id or self._current)
         return bool(state and state.delivered < state.requested)
+
+    def requested_generation(self, conversation_id: str) -> int:
+        """The analysis counter of the conversation's latest change: a snapshot whose
+        ``generation`` is at least this includes every turn applied so far (0 if unknown)."""
+        state = self._states.get(conversation_id)
+        return state.requested if state else 0
 
     def is_idle(self) -> bool:
         """No analysis pending in any conversation (screenshots and tests wait for this)."""
@@ -433,6 +539,24 @@ class ConversationsViewModel(QObject):
             self.sig_busy_changed.emit(conversation_id, False)
         self._update_row(conversation_id)
         self.sig_snapshot_ready.emit(conversation_id)
+
+    def replace_snapshot(self, conversation_id: str, snapshot: Snapshot) -> bool:
+        """Show a revised copy of a conversation's newest snapshot (the optional language
+        model's summary and drafts added, `copilot.qt.generative_vm`).
+
+        Returns:
+            False, and nothing changes, when the conversation has ended or has a newer
+            snapshot than the one revised (the newest turn wins).
+        """
+        state = self._states.get(conversation_id)
+        if state is None or state.snapshot is None:
+            return False
+        if state.snapshot.generation != snapshot.generation:
+            return False
+        state.snapshot = snapshot
+        self._update_row(conversation_id)
+        self.sig_snapshot_ready.emit(conversation_id)
+        return True
 
     def _failed(self, conversation_id: str, error: BaseException) -> None:
         state = self._states.get(conversation_id)

@@ -43,6 +43,7 @@ from copilot.core.feedback import (
     edit_distance,
     outgoing_text,
 )
+from copilot.core.generative import is_generated_id
 from copilot.core.handover import handover
 from copilot.core.models import ArticleHit, Passage
 from copilot.core.pipeline import Snapshot
@@ -76,6 +77,9 @@ READY = "ready"
 DRAFT_CHECK_MS = 150
 SEARCH_MS = 120
 SEARCH_RESULTS = 5
+
+#: The conversation note where `copilot.qt.generative_vm` keeps its status.
+AI_STATUS_NOTE = "ai_status"
 
 _ROLE_LABELS = {"customer": "Customer", "agent": "Agent", "system": "System"}
 
@@ -284,6 +288,15 @@ class SnapshotViewModel(QObject):
             headline, layer, tuple(guess.reasons), guess.intent, corrected, guess.layer
         )
 
+    def ai_status(self) -> tuple[str, str]:
+        """``(label, detail)`` of the optional language model for the snapshot on screen:
+        ("AI-generated", "by <model>"), ("AI unavailable — offline result", why), or ("", "")."""
+        status = self._note(AI_STATUS_NOTE)
+        snapshot = self._snapshot
+        if snapshot is None or getattr(status, "generation", None) != snapshot.generation:
+            return "", ""
+        return str(getattr(status, "text", "")), str(getattr(status, "detail", ""))
+
     def intent_choices(self) -> tuple[tuple[str, str], ...]:
         backend = self._conversations.backend
         return backend.intent_choices if backend else ()
@@ -378,6 +391,8 @@ class SnapshotViewModel(QObject):
             and snapshot is not None
             and previous is not snapshot
             and previous.conversation_id == snapshot.conversation_id
+            # The same analysis with the language model's parts added has not moved on.
+            and previous.generation != snapshot.generation
         ):
             self._flush_discard()  # the conversation moved on without a reason
         self._snapshot = snapshot
@@ -436,6 +451,8 @@ class SnapshotViewModel(QObject):
     def _record(self, action: FeedbackAction) -> None:
         if self._sink is None:
             return
+        if is_generated_id(action.suggestion_id) and not action.generated:
+            action = dataclasses.replace(action, generated=True)  # AI-generated, in the store too
         if self._agent_id and action.agent_id is None:
             action = dataclasses.replace(action, agent_id=self._agent_id)
         self._runner.run(DB, self._sink.record, action, description="Saving feedback")
@@ -933,6 +950,9 @@ class SnapshotViewModel(QObject):
                 turn_id=self._snapshot.last_turn_id if self._snapshot else None,
                 intent=self._intent(),
                 corrected_intent=intent,
+                # The (redacted) words the intent was classified from: the next backend load
+                # learns them as an example of the corrected intent.
+                query=(self._snapshot.query or None) if self._snapshot else None,
                 ts=self._clock(),
             )
         )

@@ -10,6 +10,8 @@ Lanes:
 - ``bulk``: one thread for long jobs (model load and export, reindex). They need the model one
   after the other anyway, and must never compete with the interactive lane for both cores.
 - ``db``: one thread that owns the SQLite connection (SQLite connections belong to one thread).
+- ``llm``: one thread for requests to the optional language model (`copilot.qt.generative_vm`):
+  they wait on the network for seconds and must hold up neither the pipeline nor a reindex.
 
 Why one ``concurrent.futures.ThreadPoolExecutor`` per lane rather than ``QThreadPool``:
 
@@ -55,9 +57,11 @@ _log = logging.getLogger(__name__)
 INTERACTIVE = "interactive"
 BULK = "bulk"
 DB = "db"
+#: Requests to the optional language model: network waits of seconds, kept off the other lanes.
+LLM = "llm"
 
 #: Lane name -> number of worker threads.
-LANES: Mapping[str, int] = {INTERACTIVE: 1, BULK: 1, DB: 1}
+LANES: Mapping[str, int] = {INTERACTIVE: 1, BULK: 1, DB: 1, LLM: 1}
 
 #: How long a burst of coalesced requests may last before the newest one runs.
 DEFAULT_DEBOUNCE_MS = 30

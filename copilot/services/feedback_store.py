@@ -86,6 +86,8 @@ HARVEST_TRIVIAL_EDIT = 97.0
 GAP_SIMILARITY = 70.0
 GAP_TEXT_EVENTS = 1000
 HARVESTED_FILE = "harvested.yaml"
+#: At most this many corrected texts are learnt as intent examples (the newest).
+INTENT_EXAMPLES_LIMIT = 2000
 _SUGGESTION_KINDS_SQL = "'suggestion_shown', 'accept', 'edit', 'discard', 'ignored'"
 _CSV_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -115,6 +117,7 @@ _ACTION_COLUMNS: tuple[str, ...] = (
     "item_version",
     "article_id",
     "query",
+    "generated",
     "counted",
 )
 _INSERT_ACTION = (
@@ -480,6 +483,12 @@ def _m002_learning_loop(db: Database) -> None:
     db.execute(_RECOUNT_SQL)
     _rebuild_summaries(db)
     _add_missing_conversations(db)
+
+
+@MIGRATIONS(name="m003_generated")
+def _m003_generated(db: Database) -> None:
+    """Mark suggestions written by the optional language model (AI-generated), 0 before."""
+    db.table("actions").add_column("generated", int, not_null_default=0)
 
 
 SCHEMA_VERSION = len(MIGRATIONS._migrations)
@@ -1039,7 +1048,8 @@ class FeedbackStore:
             rows = conn.execute(
                 """
                 SELECT suggestion_id, item_id, suggestion_kind, intent, agent_id, queue,
-                       channel, article_id, item_version, MIN(turn_id), MIN(rank)
+                       channel, article_id, item_version, MIN(turn_id), MIN(rank),
+                       MAX(generated)
                 FROM actions AS shown
                 WHERE conversation_id = ? AND kind = 'suggestion_shown' AND counted = 1
                   AND NOT EXISTS (
@@ -1070,6 +1080,7 @@ class FeedbackStore:
                         channel=channel,
                         article_id=row[7],
                         item_version=row[8],
+                        generated=bool(row[11]),
                         action_id=hashlib.blake2b(
                             f"ignored\0{conversation_id}\0{suggestion_id}".encode(),
                             digest_size=16,
@@ -1101,6 +1112,59 @@ class FeedbackStore:
     def priors(self, intent: str | None = None) -> dict[str, Prior]:
         """item id -> prior, for every item agents have accepted, edited or discarded."""
         return self._priors.table(intent)
+
+    # -- intent corrections ------------------------------------------------------------------
+
+    def intent_examples(
+        self, known_intents: Iterable[str] | None = None, *, limit: int = INTENT_EXAMPLES_LIMIT
+    ) -> list[tuple[str, str]]:
+        """Agents' intent corrections as training examples: (redacted text, intent id) pairs.
+
+        The text is what the intent stage classified when the agent corrected it (the action's
+        ``query``: the recent customer words), or else the conversation's newest stored customer
+        turn at that moment. Each text appears once: when agents corrected the same words to
+        different intents, the intent chosen most often wins (the latest on a tie).
+
+        Args:
+            known_intents: keep only corrections to these intent ids (the taxonomy's); free
+                text typed by an agent, or an intent since renamed, is no example. None keeps all.
+            limit: at most this many texts, the most recently corrected first (training time
+                grows with the examples).
+
+        Returns:
+            Pairs ordered oldest first, ready for ``build_assistant(extra_intent_examples=)``.
+        """
+        known = None if known_intents is None else frozenset(known_intents)
+        rows = self.db.conn.execute(
+            """
+            SELECT COALESCE(NULLIF(TRIM(a.query), ''), (
+                       SELECT t.text FROM turns AS t
+                       WHERE t.conversation_id = a.conversation_id AND t.role = 'customer'
+                         AND t.ts <= a.ts + 1e-3
+                       ORDER BY t.ts DESC LIMIT 1
+                   )) AS text,
+                   a.corrected_intent, a.ts
+            FROM actions AS a
+            WHERE a.kind = 'intent_corrected' AND a.corrected_intent IS NOT NULL
+            ORDER BY a.ts, a.id
+            """
+        ).fetchall()
+        votes: dict[str, dict[str, tuple[int, float]]] = {}
+        texts: dict[str, str] = {}
+        for text, intent, ts in rows:
+            if not text or not text.strip() or (known is not None and intent not in known):
+                continue
+            key = " ".join(text.lower().split())
+            texts[key] = " ".join(text.split())
+            count, _ = votes.setdefault(key, {}).get(intent, (0, 0.0))
+            votes[key][intent] = (count + 1, float(ts))
+        chosen = []
+        for key, by_intent in votes.items():
+            intent = max(by_intent.items(), key=lambda item: item[1])[0]
+            latest = max(ts for _, ts in by_intent.values())
+            chosen.append((latest, texts[key], intent))
+        chosen.sort()
+        return [(text, intent) for _, text, intent in chosen[-limit:]] if limit > 0 else []
 
     # -- report ------------------------------------------------------------------------------
 
@@ -1613,14 +1677,34 @@ class FeedbackStore:
     # -- export ------------------------------------------------------------------------------
 
     def iter_actions(
-        self, *, since: str | dt.date | None = None, until: str | dt.date | None = None
+        self,
+        *,
+        since: str | dt.date | None = None,
+        until: str | dt.date | None = None,
+        intent: str | None = None,
+        kind: Literal["template", "article"] | None = None,
+        queue: str | None = None,
+        channel: str | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Every stored action as a dict (oldest first), with the conversation's start and end.
+        """Every stored action matching the filters as a dict (oldest first), with the
+        conversation's start and end.
 
         Times are ISO-8601 UTC strings (``2025-01-31T09:30:00.000Z``); text is redacted.
+
+        Args:
+            since, until: first and last day included (UTC, ``YYYY-MM-DD``).
+            intent: only actions taken while the pipeline predicted this intent.
+            kind: only suggestions of this kind ("template" or "article"); flags, article
+                ratings and corrections have no suggestion kind and are left out.
+            queue, channel: only actions from conversations of this queue or channel.
+
+        Raises:
+            ValueError: a date is not ``YYYY-MM-DD`` or `kind` is unknown.
         """
         first = _parse_day(since, "since")
         last = _parse_day(until, "until")
+        if kind is not None and kind not in ("template", "article"):
+            raise ValueError(f"kind must be template or article, not {kind!r}")
         where: list[str] = []
         params: list[Any] = []
         if first:
@@ -1629,6 +1713,15 @@ class FeedbackStore:
         if last:
             where.append("a.ts < ?")
             params.append(_day_start(last) + 86400.0)
+        for column, value in (
+            ("a.intent", intent),
+            ("a.suggestion_kind", kind),
+            ("COALESCE(a.queue, c.queue)", queue),
+            ("COALESCE(a.channel, c.channel)", channel),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         columns = [c for c in _ACTION_COLUMNS if c != "counted"]
         select = ", ".join(f"a.{c}" for c in columns)
@@ -1653,15 +1746,31 @@ class FeedbackStore:
         fmt: Literal["csv", "json"],
         since: str | dt.date | None = None,
         until: str | dt.date | None = None,
+        intent: str | None = None,
+        kind: Literal["template", "article"] | None = None,
+        queue: str | None = None,
+        channel: str | None = None,
     ) -> int:
         """Write the actions as CSV (formula-safe cells) or one JSON object; returns the count.
 
+        The filters are those of `iter_actions`; the JSON header records them.
+
         Raises:
-            ValueError: unknown format or bad date.
+            ValueError: unknown format, bad date or unknown suggestion kind.
         """
         if fmt not in ("csv", "json"):
             raise ValueError(f"format must be csv or json, not {fmt!r}")
-        rows = self.iter_actions(since=since, until=until)
+        filters = {
+            "since": _parse_day(since, "since"),
+            "until": _parse_day(until, "until"),
+            "intent": intent,
+            "kind": kind,
+            "queue": queue,
+            "channel": channel,
+        }
+        rows = self.iter_actions(
+            since=since, until=until, intent=intent, kind=kind, queue=queue, channel=channel
+        )
         count = 0
         if fmt == "csv":
             names = [c for c in _ACTION_COLUMNS if c != "counted"]
@@ -1672,7 +1781,11 @@ class FeedbackStore:
                 writer.writerow([escape_csv_cell(row[n]) for n in names])
                 count += 1
             return count
-        header = {"schema_version": SCHEMA_VERSION, "exported_at": time.time()}
+        header = {
+            "schema_version": SCHEMA_VERSION,
+            "exported_at": time.time(),
+            "filters": {k: v for k, v in filters.items() if v is not None},
+        }
         out.write(json.dumps(header, ensure_ascii=False)[:-1] + ', "actions": [')
         for row in rows:
             out.write(("\n" if count == 0 else ",\n") + json.dumps(row, ensure_ascii=False))
@@ -1740,6 +1853,7 @@ def _values(
         action.item_version,
         action.article_id,
         clean(action.query),
+        1 if action.generated else 0,
         counted,
     )
 

@@ -42,12 +42,14 @@ from PySide6.QtWidgets import (
 )
 
 from copilot.core.feedback import DISCARD_REASON_LABELS
+from copilot.core.generative import AI_LABEL
 from copilot.qt.item_models import (
     STATUS_MARKS,
     ArticleListModel,
     FlagListModel,
     PolicyListModel,
     SuggestionListModel,
+    TupleListModel,
 )
 from copilot.qt.snapshot_vm import DraftFinding, SnapshotViewModel
 
@@ -190,7 +192,39 @@ class _PulseOverlay(QWidget):
         painter.end()
 
 
+def _shown_rows(
+    model: TupleListModel, roles: tuple[int, ...], marked: Callable[[int], bool]
+) -> tuple[object, ...]:
+    """Everything a section's rows show, per row: equal keys mean identical rows."""
+    return tuple(
+        (*(model.value(row, role) for role in roles), marked(row))
+        for row in range(model.rowCount())
+    )
+
+
 # --- flags and routing --------------------------------------------------------------------------
+
+
+_FLAG_ROLES = (
+    Qt.ItemDataRole.AccessibleTextRole,
+    FlagListModel.LevelRole,
+    FlagListModel.LevelTextRole,
+    FlagListModel.IconRole,
+    FlagListModel.KindRole,
+    FlagListModel.KindLabelRole,
+    FlagListModel.MessageRole,
+    FlagListModel.EvidenceRole,
+)
+_POLICY_ROLES = (
+    Qt.ItemDataRole.AccessibleTextRole,
+    PolicyListModel.StatusRole,
+    PolicyListModel.StatusTextRole,
+    PolicyListModel.MarkRole,
+    PolicyListModel.TitleRole,
+    PolicyListModel.DetailRole,
+    PolicyListModel.ArticleRole,
+    PolicyListModel.RuleRole,
+)
 
 
 class FlagsSection(Section):
@@ -207,6 +241,7 @@ class FlagsSection(Section):
         super().__init__("Flags & routing", "FlagsSection", parent)
         self._vm = vm
         self._model: FlagListModel = vm.flags_model
+        self._shown: tuple[object, ...] | None = None
         self.rows = QVBoxLayout()
         self.rows.setSpacing(6)
         self.body.addLayout(self.rows)
@@ -234,8 +269,18 @@ class FlagsSection(Section):
     # -- flags ---------------------------------------------------------------------------------
 
     def rebuild(self) -> None:
-        clear_layout(self.rows)
         model = self._model
+        shown = _shown_rows(
+            model,
+            _FLAG_ROLES,
+            lambda row: self._vm.is_marked_wrong(
+                f"flag:{model.value(row, FlagListModel.KindRole)}"
+            ),
+        )
+        if shown == self._shown:
+            return  # most turns change no flag: new rows would cost GUI time for nothing
+        self._shown = shown
+        clear_layout(self.rows)
         if model.rowCount() == 0:
             self.rows.addWidget(self.empty_note("No flags raised."))
         for row in range(model.rowCount()):
@@ -447,8 +492,18 @@ class PolicySection(Section):
         self.rebuild()
 
     def rebuild(self) -> None:
-        clear_layout(self.rows)
         model = self._model
+        shown = _shown_rows(
+            model,
+            _POLICY_ROLES,
+            lambda row: self._vm.is_marked_wrong(
+                f"rule:{model.value(row, PolicyListModel.RuleRole)}"
+            ),
+        )
+        if shown == self._shown:
+            return  # the checklist changes on few turns: rebuild its rows only then
+        self._shown = shown
+        clear_layout(self.rows)
         if model.rowCount() == 0:
             self.rows.addWidget(self.empty_note("No policy steps apply yet."))
         done: list[str] = []
@@ -550,6 +605,11 @@ class SuggestionCard(QFrame):
         top.addWidget(self.rank_label, 0, Qt.AlignmentFlag.AlignTop)
         self.title_label = plain_label("", name="CardTitle")
         top.addWidget(self.title_label, 1)
+        # Shown only on drafts the optional language model wrote.
+        self.ai_label = plain_label(AI_LABEL, name="AiLabel", wrap=False)
+        self.ai_label.setAccessibleName(f"{AI_LABEL} reply")
+        self.ai_label.setToolTip("Written by the language model; check it before sending")
+        top.addWidget(self.ai_label, 0, Qt.AlignmentFlag.AlignTop)
         self.confidence_label = plain_label("", name="Confidence", wrap=False)
         self.confidence_label.setToolTip("How well this reply fits the conversation")
         top.addWidget(self.confidence_label, 0, Qt.AlignmentFlag.AlignTop)
@@ -582,7 +642,11 @@ class SuggestionCard(QFrame):
         vm = self._vm
         model: SuggestionListModel = vm.suggestions_model
         rank = row + 1
-        self.setAccessibleName(f"Suggested reply {rank}")
+        generated = bool(getattr(model.item(row), "generated", False))
+        self.ai_label.setVisible(generated)
+        self.setProperty("generated", generated)
+        ai = f"{AI_LABEL} " if generated else ""
+        self.setAccessibleName(f"{ai}suggested reply {rank}" if ai else f"Suggested reply {rank}")
         self.setAccessibleDescription(model.value(row, Qt.ItemDataRole.AccessibleTextRole))
         self.rank_label.setText(str(rank))
         self.rank_label.setToolTip(f"Alt+{rank} accepts this reply" if rank <= 3 else "")
@@ -595,7 +659,10 @@ class SuggestionCard(QFrame):
         missing = model.value(row, SuggestionListModel.MissingSlotsRole)
         self.missing_label.setText(f"Fill in before sending: {missing}" if missing else "")
         self.missing_label.setVisible(bool(missing))
-        self.source_label.setText(f"Source: {model.value(row, SuggestionListModel.SourceRole)}")
+        source = model.value(row, SuggestionListModel.SourceRole)
+        if generated:
+            source = getattr(model.item(row), "source", source)
+        self.source_label.setText(f"Source: {source}")
         self.why_label.setText(f"Why: {model.value(row, SuggestionListModel.WhyRole)}")
         alt = f" (Alt+{rank})" if rank <= 3 else ""
         accepted = vm.was_accepted(model.value(row, SuggestionListModel.IdRole))
@@ -700,6 +767,10 @@ class SuggestionsSection(Section):
         super().__init__("Suggested replies", "SuggestionsSection", parent)
         self._vm = vm
         self._model: SuggestionListModel = vm.suggestions_model
+        self.ai_status_label = plain_label("", name="AiStatus")
+        self.ai_status_label.hide()
+        self.body.addWidget(self.ai_status_label)
+        vm.sig_changed.connect(self._refresh_ai_status)
         self.reason_row = self._build_reason_row()
         self.body.addWidget(self.reason_row)
         self.editor = DraftEditor(vm, self)
@@ -787,6 +858,17 @@ class SuggestionsSection(Section):
                 self.cards_layout.addWidget(self._empty_note)
             else:
                 self._empty_note.setText(text)
+
+    def _refresh_ai_status(self) -> None:
+        """The language model's failure, as one small label (its reason in the tooltip)."""
+        label, detail = self._vm.ai_status()
+        shown = label if label and label != AI_LABEL else ""
+        if shown != self.ai_status_label.text() or bool(shown) != self.ai_status_label.isVisible():
+            self.ai_status_label.setText(shown)
+            self.ai_status_label.setToolTip(detail)
+            self.ai_status_label.setAccessibleName(shown)
+            self.ai_status_label.setAccessibleDescription(detail)
+            self.ai_status_label.setVisible(bool(shown))
 
     def _refresh_accepted(self) -> None:
         model = self._model
@@ -952,6 +1034,11 @@ class SummarySection(Section):
         self.form.setVerticalSpacing(4)
         self.form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.DontWrapRows)
         self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.ai_label = plain_label(f"{AI_LABEL} summary", name="AiLabel", wrap=False)
+        self.ai_label.setAccessibleName(f"{AI_LABEL} summary")
+        self.ai_label.setToolTip("Written by the language model from the conversation")
+        self.ai_label.hide()
+        self.body.addWidget(self.ai_label)
         self.body.addLayout(self.form)
         self._shown: list[tuple[str, str]] | None = None
         self._values: list[QLabel] = []
@@ -959,6 +1046,10 @@ class SummarySection(Section):
         self.rebuild()
 
     def rebuild(self) -> None:
+        snapshot = self._vm.snapshot
+        generated = bool(snapshot and snapshot.summary and snapshot.summary.generated)
+        if generated != self.ai_label.isVisibleTo(self):
+            self.ai_label.setVisible(generated)
         rows = self._vm.summary_rows()
         if rows == self._shown:
             return  # word-wrapped rows are costly to lay out: only when they changed

@@ -451,8 +451,9 @@ def test_a_typical_turn_is_redacted_in_well_under_a_millisecond() -> None:
     for _ in range(runs):
         redact(text)
     per_turn = (time.perf_counter() - started) / runs
-    # The budget is 0.2 ms; the bound is loose so a busy test machine does not fail it.
-    assert per_turn < 0.002
+    # The budget is 0.2 ms; the bound (50x) only catches a gross regression, so a busy test
+    # machine does not fail it.
+    assert per_turn < 0.01
 
 
 @pytest.mark.parametrize(
@@ -472,4 +473,6 @@ def test_pathological_input_does_not_hang(text: str) -> None:
     for context in (None, after_card_start):
         started = time.perf_counter()
         redact(text, context=context)
-        assert time.perf_counter() - started < 1.0
+        # ~0.3 s on a quiet machine; catastrophic backtracking would take minutes. The bound
+        # is far from both, so a loaded CI machine cannot fail it (speed is in BENCHMARKS.md).
+        assert time.perf_counter() - started < 10.0

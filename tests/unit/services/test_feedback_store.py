@@ -715,6 +715,116 @@ def test_csv_export_is_formula_safe_and_json_export_is_one_object(store: Feedbac
     assert json.loads(out.getvalue())["actions"] == []
 
 
+def test_export_keeps_only_the_rows_matching_every_filter(store: FeedbackStore) -> None:
+    store.start_conversation("c-billing", queue="billing", channel="chat")
+    store.start_conversation("c-returns", queue="returns", channel="phone")
+    store.record_many(
+        [
+            answer(FeedbackKind.ACCEPT, "c-billing", "billing.double_charge_check"),
+            answer(FeedbackKind.DISCARD, "c-billing", "KB-BIL-001#2", when=at(20)),
+            answer(FeedbackKind.ACCEPT, "c-returns", "returns.label", intent="return_request"),
+            answer(
+                FeedbackKind.ACCEPT,
+                "c-billing",
+                "billing.double_charge_check",
+                when=at(days=2),
+            ),
+        ]
+    )
+
+    def exported(**filters: Any) -> list[dict[str, Any]]:
+        out = io.StringIO()
+        count = store.export(out, fmt="json", **filters)
+        data = json.loads(out.getvalue())
+        assert len(data["actions"]) == count
+        assert data["filters"] == {k: str(v) for k, v in filters.items()}
+        return list(data["actions"])
+
+    rows = exported(intent=INTENT, kind="template", since="2025-03-03", until="2025-03-03")
+    assert [(r["conversation_id"], r["item_id"]) for r in rows] == [
+        ("c-billing", "billing.double_charge_check")
+    ]
+    assert [r["item_id"] for r in exported(kind="article")] == ["KB-BIL-001#2"]
+    assert {r["conversation_id"] for r in exported(queue="returns")} == {"c-returns"}
+    assert {r["conversation_id"] for r in exported(channel="chat")} == {"c-billing"}
+    assert exported(intent="return_request", queue="billing") == []
+    with pytest.raises(ValueError, match="kind"):
+        store.export(io.StringIO(), fmt="csv", kind="macro")  # type: ignore[arg-type]
+
+
+# --- intent corrections as training examples ----------------------------------------------------
+
+
+def corrected(
+    conversation: str, to: str, *, query: str | None, when: dt.datetime | None = None
+) -> FeedbackAction:
+    return FeedbackAction(
+        kind=FeedbackKind.INTENT_CORRECTED,
+        conversation_id=conversation,
+        turn_id="t3",
+        intent="broadband_fault",
+        corrected_intent=to,
+        query=query,
+        ts=when or at(30),
+    )
+
+
+def test_intent_corrections_become_deduplicated_examples_of_known_intents(
+    store: FeedbackStore,
+) -> None:
+    plug = "my smart plug keeps dropping off the wifi every night"
+    store.record_many(
+        [
+            corrected("c1", "smart_home_device_offline", query=plug, when=at(1)),
+            # The same words again (spacing and case aside), from another conversation.
+            corrected(
+                "c2",
+                "smart_home_device_offline",
+                query="My smart plug  keeps dropping off the wifi every night",
+                when=at(2),
+            ),
+            # An agent typed free text rather than choosing an intent: not an example.
+            corrected("c3", "plug problems", query="the plug is broken", when=at(3)),
+            # Card numbers never reach the examples (the store redacts on the way in).
+            corrected("c4", "payment_card", query=f"change my card to {CARD}", when=at(4)),
+        ]
+    )
+    known = ["smart_home_device_offline", "payment_card", "broadband_fault"]
+    examples = store.intent_examples(known)
+    assert (examples[0][0].lower(), examples[0][1]) == (plug, "smart_home_device_offline")
+    assert len(examples) == 2
+    text, intent = examples[1]
+    assert intent == "payment_card" and CARD not in text and "change my card" in text
+    assert ("the plug is broken", "plug problems") in store.intent_examples(None)
+    assert store.intent_examples(known, limit=1) == [examples[1]]  # the newest
+
+
+def test_conflicting_corrections_keep_the_intent_chosen_most_often(store: FeedbackStore) -> None:
+    words = "i want to leave you and take my number"
+    store.record_many(
+        [
+            corrected("c1", "cancel_contract", query=words, when=at(1)),
+            corrected("c2", "number_porting", query=words, when=at(2)),
+            corrected("c3", "number_porting", query=words, when=at(3)),
+        ]
+    )
+    assert store.intent_examples() == [(words, "number_porting")]
+
+
+def test_a_correction_without_words_uses_the_customer_turn_stored_before_it(
+    store: FeedbackStore,
+) -> None:
+    store.record_turn(
+        "c1", "t1", role="customer", text="my sim says no service", ts=at(0).timestamp()
+    )
+    store.record_turn("c1", "t2", role="agent", text="Let me check the mast", ts=at(5).timestamp())
+    store.record_turn("c1", "t9", role="customer", text="later words", ts=at(99).timestamp())
+    store.record(corrected("c1", "mobile_no_signal", query=None, when=at(10)))
+    assert store.intent_examples(["mobile_no_signal"]) == [
+        ("my sim says no service", "mobile_no_signal")
+    ]
+
+
 # --- retention and erasure ----------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QAbstractButton,
     QApplication,
     QComboBox,
+    QFrame,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
@@ -383,6 +384,28 @@ def test_flag_not_right_is_recorded(legal: Harness) -> None:
     (action,) = legal.recorded(FeedbackKind.FLAG_WRONG)
     assert action.flag_kind == "legal_threat" and action.flag_rule is None
     assert "Marked not right" in _visible_texts(flags, "Muted")
+
+
+def test_unchanged_flags_and_checks_keep_their_rows_and_changed_ones_are_redrawn(
+    legal: Harness,
+) -> None:
+    """A turn that changes no flag or check must not rebuild their rows (GUI time per turn)."""
+    panel = legal.panel
+    flag_rows = panel.flags.findChildren(QFrame, "FlagRow")
+    policy_rows = panel.policy.findChildren(QFrame, "PolicyRow")
+    assert flag_rows and policy_rows
+    flags, policy = panel.vm.flags_model, panel.vm.policy_model
+    flags.set_items(flags.items())
+    policy.set_items(policy.items())
+    assert panel.flags.findChildren(QFrame, "FlagRow") == flag_rows
+    assert panel.policy.findChildren(QFrame, "PolicyRow") == policy_rows
+    flags.set_items(flags.items()[:1])
+    policy.set_items(())
+    legal.qtbot.waitUntil(
+        lambda: len([w for w in panel.flags.findChildren(QFrame, "FlagRow") if w.isVisible()]) == 1
+    )
+    assert not [w for w in panel.policy.findChildren(QFrame, "PolicyRow") if w.isVisible()]
+    assert "No policy steps apply yet." in _visible_texts(panel.policy, "EmptyNote")
 
 
 def test_policy_not_right_is_recorded(legal: Harness) -> None:
