@@ -422,6 +422,7 @@ class CopilotApp(QObject):
             self.runner,
             self.feedback_sink,
             agent_id=self.settings_vm.settings.agent_id or None,
+            queue=self.settings_vm.settings.queue or None,
         )
         self._start_generative()
 

@@ -5,9 +5,9 @@ Measures, each in a fresh database in a temporary directory:
 * one action per commit, as the panel records them (each COMMIT fsynced: WAL, synchronous=FULL);
 * batches of 1,000 actions per commit (`FeedbackStore.record_many`);
 * a bulk load of ``--actions`` synthetic actions (`FeedbackStore.import_actions`);
-* `FeedbackStore.report` over them: all time, the last 30 days, one intent, one kind (target:
-  at most 1 s at 1,000,000 actions), plus opening the store (loading the priors), `gaps` and
-  `harvest`.
+* `FeedbackStore.report` over them: all time, the last 30 days, one intent, one kind, one
+  queue, one source (target: at most 1 s at 1,000,000 actions), plus opening the store
+  (loading the priors), `gaps` and `harvest`.
 
 The synthetic log imitates a contact centre: conversations over 180 days, each with a few turns,
 three suggestions shown per turn from templates and article passages of its intent, answered by
@@ -308,6 +308,19 @@ def _bench(root: Path, args: argparse.Namespace) -> dict[str, Any]:
             "one_intent": {"intent": intent},
             "templates_only": {"kind": "template"},
             "one_intent_last_30_days": {"since": since, "intent": intent},
+            # A queue's report reads its own range of the per-queue daily counts.
+            "one_queue": {"queue": "billing"},
+            "one_queue_last_30_days": {"since": since, "queue": "billing"},
+            "one_queue_last_365_days": {
+                "since": (end - dt.timedelta(days=365)).date().isoformat(),
+                "queue": "billing",
+            },
+            "offline_only": {"source": "offline"},
+            "one_queue_offline_one_intent": {
+                "queue": "billing",
+                "source": "offline",
+                "intent": intent,
+            },
         }
         variant_times = {}
         for name, kwargs in variants.items():

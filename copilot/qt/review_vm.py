@@ -42,6 +42,12 @@ KIND_CHOICES: tuple[tuple[str, str | None], ...] = (
     ("Templates", "template"),
     ("Articles", "article"),
 )
+#: Where a suggestion came from: the offline pipeline or the optional language model.
+SOURCE_CHOICES: tuple[tuple[str, str | None], ...] = (
+    ("All sources", None),
+    ("Offline", "offline"),
+    ("AI-generated", "generated"),
+)
 
 # --- pure helpers ---------------------------------------------------------------------------
 
@@ -197,11 +203,17 @@ def _short(text: Any, limit: int = 120) -> str:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
+def _source(generated: Any) -> str:
+    return "AI-generated" if generated else "Offline"
+
+
 ACTION_COLUMNS: tuple[Column, ...] = (
     Column("ts", "When", lambda v: str(v or "")[:16].replace("T", " ")),
     Column("kind", "Action"),
     Column("intent", "Intent"),
+    Column("queue", "Queue"),
     Column("item_id", "Suggestion"),
+    Column("generated", "Source", _source),
     Column("reason", "Reason"),
     Column("agent_id", "Agent"),
     Column("shown_text", "Suggested", _short),
@@ -214,16 +226,19 @@ ACTION_COLUMNS: tuple[Column, ...] = (
 
 @dataclass(frozen=True)
 class ReviewFilters:
-    """What the review shows: a day range (inclusive, UTC), an intent, a suggestion kind."""
+    """What the review shows: a day range (inclusive, UTC), an intent, a suggestion kind
+    ("template" or "article"), a queue and a source ("offline" or "generated")."""
 
     since: dt.date | None = None
     until: dt.date | None = None
     intent: str | None = None
     kind: str | None = None
+    queue: str | None = None
+    source: str | None = None
 
 
 def load_review(db_path: Path, filters: ReviewFilters, limit: int = ACTION_LIMIT) -> dict[str, Any]:
-    """Blocking: the report, the intents seen and the newest answered suggestions.
+    """Blocking: the report, the intents and queues seen, and the newest answered suggestions.
 
     Opens and closes its own `FeedbackStore`; run it on the db lane.
     """
@@ -235,6 +250,12 @@ def load_review(db_path: Path, filters: ReviewFilters, limit: int = ACTION_LIMIT
             until=filters.until,
             intent=filters.intent,
             kind=filters.kind,  # type: ignore[arg-type]
+            queue=filters.queue,
+            source=filters.source,  # type: ignore[arg-type]
+        )
+        # The per-queue counts' key starts with the queue: this reads one row per queue.
+        queues = sorted(
+            row[0] for row in store.db.conn.execute("SELECT DISTINCT queue FROM counts_queue_daily")
         )
         intents = sorted(
             {
@@ -245,7 +266,7 @@ def load_review(db_path: Path, filters: ReviewFilters, limit: int = ACTION_LIMIT
             }
         )
         actions = _newest_answers(store.db.conn, filters, limit)
-    return {"report": report, "intents": intents, "actions": actions}
+    return {"report": report, "intents": intents, "queues": queues, "actions": actions}
 
 
 _ANSWER_COLUMNS: tuple[str, ...] = (
@@ -254,7 +275,9 @@ _ANSWER_COLUMNS: tuple[str, ...] = (
     "conversation_id",
     "item_id",
     "suggestion_kind",
+    "generated",
     "intent",
+    "queue",
     "reason",
     "agent_id",
     "shown_text",
@@ -284,6 +307,12 @@ def _newest_answers(conn: Any, filters: ReviewFilters, limit: int) -> list[dict[
     if filters.kind is not None:
         where.append("suggestion_kind = ?")
         params.append(filters.kind)
+    if filters.queue is not None:
+        where.append("queue = ?")
+        params.append(filters.queue)
+    if filters.source is not None:
+        where.append("generated = ?")
+        params.append(1 if filters.source == "generated" else 0)
     cursor = conn.execute(
         f"SELECT {', '.join(_ANSWER_COLUMNS)} FROM actions WHERE {' AND '.join(where)}"
         " ORDER BY id DESC LIMIT ?",
@@ -304,8 +333,8 @@ def _day_start(day: dt.date) -> float:
 def export_feedback(db_path: Path, out_path: Path, fmt: str, filters: ReviewFilters) -> int:
     """Blocking: write the actions matching every filter of the window to `out_path`.
 
-    The day range, the intent and the suggestion kind all apply: a team lead who exports what
-    the window shows must not get every other intent's rows as well.
+    The day range, the intent, the suggestion kind, the queue and the source all apply: a team
+    lead who exports what the window shows must not get every other intent's rows as well.
 
     Returns:
         How many actions were written.
@@ -320,6 +349,8 @@ def export_feedback(db_path: Path, out_path: Path, fmt: str, filters: ReviewFilt
             until=filters.until,
             intent=filters.intent,
             kind=filters.kind,  # type: ignore[arg-type]
+            queue=filters.queue,
+            source=filters.source,  # type: ignore[arg-type]
         )
 
 
@@ -357,6 +388,7 @@ class ReviewViewModel(QObject):
         self._busy = False
         self.report: dict[str, Any] = {}
         self.intents: tuple[str, ...] = ()
+        self.queues: tuple[str, ...] = ()
         self.by_intent = RecordTableModel((Column("intent", "Intent"), *RATE_COLUMNS), self)
         self.by_template = RecordTableModel(
             (Column("template_id", "Template"), *RATE_COLUMNS), self
@@ -427,6 +459,8 @@ class ReviewViewModel(QObject):
         until: dt.date | None = None,
         intent: str | None = None,
         kind: str | None = None,
+        queue: str | None = None,
+        source: str | None = None,
     ) -> None:
         """Change the filters and reload the report."""
         if since and until and since > until:
@@ -434,7 +468,16 @@ class ReviewViewModel(QObject):
             return
         if kind not in (None, "template", "article"):
             raise ValueError(f"unknown suggestion kind {kind!r}")
-        self._filters = ReviewFilters(since=since, until=until, intent=intent or None, kind=kind)
+        if source not in (None, "offline", "generated"):
+            raise ValueError(f"unknown suggestion source {source!r}")
+        self._filters = ReviewFilters(
+            since=since,
+            until=until,
+            intent=intent or None,
+            kind=kind,
+            queue=queue or None,
+            source=source,
+        )
         self.refresh()
 
     def refresh(self) -> None:
@@ -452,7 +495,7 @@ class ReviewViewModel(QObject):
         )
 
     def export(self, path: Path, fmt: str) -> None:
-        """Write the actions matching the filters (days, intent, kind) as ``csv`` or ``json``."""
+        """Write the actions matching every filter as ``csv`` or ``json``."""
         if fmt not in ("csv", "json"):
             raise ValueError(f"format must be csv or json, not {fmt!r}")
         target = Path(path)
@@ -482,6 +525,7 @@ class ReviewViewModel(QObject):
         report = result["report"]
         self.report = report
         self.intents = tuple(result["intents"])
+        self.queues = tuple(result["queues"])
         self.by_intent.set_rows(report["by_intent"])
         self.by_template.set_rows(report["by_template"])
         self.by_article.set_rows(report["by_article"])

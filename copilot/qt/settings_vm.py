@@ -39,6 +39,7 @@ FIELD_LABELS: dict[str, str] = {
     "always_on_top": "Always on top",
     "snap_edge": "Snap to screen edge",
     "agent_id": "Agent ID",
+    "queue": "Queue",
     "show_per_agent_figures": "Show per-agent figures",
     "embedding_backend": "Embedding backend",
 }

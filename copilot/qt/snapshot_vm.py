@@ -205,6 +205,7 @@ class SnapshotViewModel(QObject):
         *,
         copy: Callable[[str], None] | None = None,
         agent_id: str | None = None,
+        queue: str | None = None,
         draft_delay_ms: int = DRAFT_CHECK_MS,
         search_delay_ms: int = SEARCH_MS,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
@@ -216,6 +217,7 @@ class SnapshotViewModel(QObject):
         self._sink = sink
         self._copy = copy or _default_copy
         self._agent_id = agent_id or None
+        self._queue = queue or None
         self._clock = clock
         self._draft_debouncer = Debouncer(runner, INTERACTIVE, delay_ms=draft_delay_ms)
         self._search_debouncer = Debouncer(runner, INTERACTIVE, delay_ms=search_delay_ms)
@@ -455,6 +457,8 @@ class SnapshotViewModel(QObject):
             action = dataclasses.replace(action, generated=True)  # AI-generated, in the store too
         if self._agent_id and action.agent_id is None:
             action = dataclasses.replace(action, agent_id=self._agent_id)
+        if self._queue and action.queue is None:
+            action = dataclasses.replace(action, queue=self._queue)
         self._runner.run(DB, self._sink.record, action, description="Saving feedback")
 
     def _record_flags_shown(self, snapshot: Snapshot, rows: tuple[PolicyRow, ...]) -> None:

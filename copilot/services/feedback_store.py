@@ -11,8 +11,12 @@ caller forgot):
   time to action, article helpful / not helpful, flags shown and flagged "not right", intent
   corrections, retrieval misses;
 * summaries kept by triggers in the same transaction as each insert: ``counts_total`` (all
-  time), ``counts_daily`` (per UTC day) and ``latency_daily`` (a histogram), so reports over
-  millions of actions read thousands of rows, and ``items`` (item -> article and version);
+  time), ``counts_daily`` (per UTC day), ``counts_queue_daily`` (the daily counts again, per
+  queue, queue first, for the queue filter) and ``latency_daily`` (a histogram), each split by
+  source (``generated``: offline or AI-generated), so reports over millions of actions read
+  thousands of rows; and ``items`` (item -> article and version). An action that names no
+  queue takes its conversation's, written into the action's row, so every count follows from
+  the row alone and erasing it takes back exactly what inserting it added;
 * ``harvest_decisions``: harvested replies approved or rejected.
 
 Threading and durability: ONE writer. In the app the ``db`` lane's single thread
@@ -62,6 +66,7 @@ __all__ = [
     "DB_FILENAME",
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "SOURCES",
     "FeedbackPriors",
     "FeedbackStore",
     "FeedbackStoreError",
@@ -88,6 +93,9 @@ GAP_TEXT_EVENTS = 1000
 HARVESTED_FILE = "harvested.yaml"
 #: At most this many corrected texts are learnt as intent examples (the newest).
 INTENT_EXAMPLES_LIMIT = 2000
+#: Where a suggestion came from, in ``generated`` order: the offline pipeline (templates and
+#: knowledge passages) or the optional language model.
+SOURCES: tuple[str, ...] = ("offline", "generated")
 _SUGGESTION_KINDS_SQL = "'suggestion_shown', 'accept', 'edit', 'discard', 'ignored'"
 _CSV_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -231,96 +239,162 @@ def _bucket_value(bucket: int) -> float:
     return 10000 + (bucket - 20000) * 100 + 50
 
 
-_COUNT_KEY = ("kind", "suggestion_kind", "intent", "item", "detail")
+#: What the summary counts are kept against. Version 2 (m002) had no ``generated``; m004 added
+#: it, and the per-queue copy of the daily counts (``counts_queue_daily``, queue first).
+_COUNT_KEY_V2 = ("kind", "suggestion_kind", "intent", "item", "detail")
+_COUNT_KEY = (*_COUNT_KEY_V2, "generated")
 
 
-def _count_values(p: str) -> str:
-    return (
+def _count_values(p: str, *, generated: bool = True) -> str:
+    values = (
         f"{p}kind, COALESCE({p}suggestion_kind, ''), COALESCE({p}intent, ''),"
         f" {_item_key(p)}, {_detail(p)}"
     )
+    return values + (f", {p}generated" if generated else "")
 
 
-def _count_match(p: str) -> str:
-    return (
+def _count_match(p: str, *, generated: bool = True) -> str:
+    match = (
         f"kind = {p}kind AND suggestion_kind = COALESCE({p}suggestion_kind, '')"
         f" AND intent = COALESCE({p}intent, '') AND item = {_item_key(p)}"
         f" AND detail = {_detail(p)}"
     )
+    return match + (f" AND generated = {p}generated" if generated else "")
 
 
-_SUMMARY_TRIGGERS = (
-    f"""
-    CREATE TRIGGER actions_count AFTER INSERT ON actions WHEN NEW.counted = 1
-    BEGIN
-        INSERT INTO counts_total (kind, suggestion_kind, intent, item, detail, n, latency_sum,
-                                  latency_n)
-        VALUES ({_count_values("NEW.")}, 1, COALESCE(NEW.latency_ms, 0),
-                NEW.latency_ms IS NOT NULL)
-        ON CONFLICT (kind, suggestion_kind, intent, item, detail) DO UPDATE SET
-            n = n + 1, latency_sum = latency_sum + excluded.latency_sum,
-            latency_n = latency_n + excluded.latency_n;
-        INSERT INTO counts_daily (day, kind, suggestion_kind, intent, item, detail, n,
-                                  latency_sum, latency_n)
-        VALUES ({_day("NEW.")}, {_count_values("NEW.")}, 1, COALESCE(NEW.latency_ms, 0),
-                NEW.latency_ms IS NOT NULL)
-        ON CONFLICT (day, kind, suggestion_kind, intent, item, detail) DO UPDATE SET
-            n = n + 1, latency_sum = latency_sum + excluded.latency_sum,
-            latency_n = latency_n + excluded.latency_n;
-    END
-    """,
-    f"""
-    CREATE TRIGGER actions_latency AFTER INSERT ON actions
-    WHEN NEW.kind = 'suggestion_shown' AND NEW.latency_ms IS NOT NULL
-    BEGIN
-        INSERT INTO latency_daily (day, suggestion_kind, bucket, n)
-        VALUES ({_day("NEW.")}, COALESCE(NEW.suggestion_kind, ''), {_latency_bucket("NEW.")}, 1)
-        ON CONFLICT (day, suggestion_kind, bucket) DO UPDATE SET n = n + 1;
-    END
-    """,
+def _queue(p: str) -> str:
+    return f"COALESCE({p}queue, '')"
+
+
+def _count_upsert(table: str, key: Sequence[str], values: str, p: str, where: str = "") -> str:
+    """SQL adding one action (``p`` = ``NEW.``) to a summary table's row for its key."""
+    columns = ", ".join(key)
+    head = f"INSERT INTO {table} ({columns}, n, latency_sum, latency_n)"
+    tail = (
+        f" ON CONFLICT ({columns}) DO UPDATE SET n = n + 1,"
+        " latency_sum = latency_sum + excluded.latency_sum,"
+        " latency_n = latency_n + excluded.latency_n;"
+    )
+    amounts = f"1, COALESCE({p}latency_ms, 0), {p}latency_ms IS NOT NULL"
+    if where:
+        # An upsert from a SELECT needs its WHERE (SQLite's parser would read ON as a join).
+        return f"{head} SELECT {values}, {amounts} WHERE {where}{tail}"
+    return f"{head} VALUES ({values}, {amounts}){tail}"
+
+
+def _count_remove(table: str, match: str, p: str) -> str:
+    """SQL taking one action (``p`` = ``OLD.``) out of a summary table's row for its key."""
+    return (
+        f"UPDATE {table} SET n = n - 1, latency_sum = latency_sum - COALESCE({p}latency_ms, 0),"
+        f" latency_n = latency_n - ({p}latency_ms IS NOT NULL) WHERE {match};"
+    )
+
+
+def _summary_triggers(version: int = 4) -> tuple[str, ...]:
+    """The triggers keeping the summaries, as migration `version` (2 or 4) created them.
+
+    Version 2 is kept verbatim: a database migrated from scratch passes through it.
     """
-    CREATE TRIGGER actions_item AFTER INSERT ON actions
-    WHEN NEW.kind = 'suggestion_shown' AND NEW.item_id IS NOT NULL
-    BEGIN
-        INSERT INTO items (item_id, suggestion_kind, article_id, version, first_seen, last_seen)
-        VALUES (NEW.item_id, NEW.suggestion_kind, NEW.article_id, NEW.item_version, NEW.ts,
-                NEW.ts)
-        ON CONFLICT (item_id) DO UPDATE SET
-            suggestion_kind = COALESCE(excluded.suggestion_kind, suggestion_kind),
-            article_id = COALESCE(excluded.article_id, article_id),
-            version = CASE WHEN excluded.last_seen >= last_seen
-                           THEN COALESCE(excluded.version, version) ELSE version END,
-            first_seen = MIN(first_seen, excluded.first_seen),
-            last_seen = MAX(last_seen, excluded.last_seen);
-    END
-    """,
-    # Erasure takes a conversation out of the counts too; a retention purge does not (the
-    # counts hold no text, and trends and priors should outlive the conversations).
-    f"""
-    CREATE TRIGGER actions_uncount AFTER DELETE ON actions
-    WHEN OLD.counted = 1 AND (SELECT keep_counts FROM store_state) = 0
-    BEGIN
-        UPDATE counts_total SET n = n - 1,
-            latency_sum = latency_sum - COALESCE(OLD.latency_ms, 0),
-            latency_n = latency_n - (OLD.latency_ms IS NOT NULL)
-        WHERE {_count_match("OLD.")};
-        UPDATE counts_daily SET n = n - 1,
-            latency_sum = latency_sum - COALESCE(OLD.latency_ms, 0),
-            latency_n = latency_n - (OLD.latency_ms IS NOT NULL)
-        WHERE day = {_day("OLD.")} AND {_count_match("OLD.")};
-    END
-    """,
-    f"""
-    CREATE TRIGGER actions_unlatency AFTER DELETE ON actions
-    WHEN OLD.kind = 'suggestion_shown' AND OLD.latency_ms IS NOT NULL
-         AND (SELECT keep_counts FROM store_state) = 0
-    BEGIN
-        UPDATE latency_daily SET n = n - 1
-        WHERE day = {_day("OLD.")} AND suggestion_kind = COALESCE(OLD.suggestion_kind, '')
-              AND bucket = {_latency_bucket("OLD.")};
-    END
-    """,
-)
+    v4 = version >= 4
+    key = _COUNT_KEY if v4 else _COUNT_KEY_V2
+    values = _count_values("NEW.", generated=v4)
+    latency_key = (
+        "day, suggestion_kind, generated, bucket" if v4 else "day, suggestion_kind, bucket"
+    )
+    latency_values = (
+        f"{_day('NEW.')}, COALESCE(NEW.suggestion_kind, ''),"
+        + (" NEW.generated," if v4 else "")
+        + f" {_latency_bucket('NEW.')}"
+    )
+    latency_match = (
+        f"day = {_day('OLD.')} AND suggestion_kind = COALESCE(OLD.suggestion_kind, '')"
+        + (" AND generated = OLD.generated" if v4 else "")
+        + f" AND bucket = {_latency_bucket('OLD.')}"
+    )
+    old_match = _count_match("OLD.", generated=v4)
+    queue_key = ("queue", "day", *_COUNT_KEY)
+    queue_values = f"{_queue('NEW.')}, {_day('NEW.')}, {values}"
+    queue_add = (
+        _count_upsert(
+            "counts_queue_daily", queue_key, queue_values, "NEW.", f"{_queue('NEW.')} != ''"
+        )
+        if v4
+        else ""
+    )
+    queue_match = f"queue = {_queue('OLD.')} AND day = {_day('OLD.')} AND {old_match}"
+    queue_remove = _count_remove("counts_queue_daily", queue_match, "OLD.") if v4 else ""
+    triggers = [
+        f"""
+        CREATE TRIGGER actions_count AFTER INSERT ON actions WHEN NEW.counted = 1
+        BEGIN
+            {_count_upsert("counts_total", key, values, "NEW.")}
+            {_count_upsert("counts_daily", ("day", *key), f"{_day('NEW.')}, {values}", "NEW.")}
+            {queue_add}
+        END
+        """,
+        f"""
+        CREATE TRIGGER actions_latency AFTER INSERT ON actions
+        WHEN NEW.kind = 'suggestion_shown' AND NEW.latency_ms IS NOT NULL
+        BEGIN
+            INSERT INTO latency_daily ({latency_key}, n) VALUES ({latency_values}, 1)
+            ON CONFLICT ({latency_key}) DO UPDATE SET n = n + 1;
+        END
+        """,
+        """
+        CREATE TRIGGER actions_item AFTER INSERT ON actions
+        WHEN NEW.kind = 'suggestion_shown' AND NEW.item_id IS NOT NULL
+        BEGIN
+            INSERT INTO items (item_id, suggestion_kind, article_id, version, first_seen,
+                               last_seen)
+            VALUES (NEW.item_id, NEW.suggestion_kind, NEW.article_id, NEW.item_version, NEW.ts,
+                    NEW.ts)
+            ON CONFLICT (item_id) DO UPDATE SET
+                suggestion_kind = COALESCE(excluded.suggestion_kind, suggestion_kind),
+                article_id = COALESCE(excluded.article_id, article_id),
+                version = CASE WHEN excluded.last_seen >= last_seen
+                               THEN COALESCE(excluded.version, version) ELSE version END,
+                first_seen = MIN(first_seen, excluded.first_seen),
+                last_seen = MAX(last_seen, excluded.last_seen);
+        END
+        """,
+        # Erasure takes a conversation out of the counts too; a retention purge does not (the
+        # counts hold no text, and trends and priors should outlive the conversations).
+        f"""
+        CREATE TRIGGER actions_uncount AFTER DELETE ON actions
+        WHEN OLD.counted = 1 AND (SELECT keep_counts FROM store_state) = 0
+        BEGIN
+            {_count_remove("counts_total", old_match, "OLD.")}
+            {_count_remove("counts_daily", f"day = {_day('OLD.')} AND {old_match}", "OLD.")}
+            {queue_remove}
+        END
+        """,
+        f"""
+        CREATE TRIGGER actions_unlatency AFTER DELETE ON actions
+        WHEN OLD.kind = 'suggestion_shown' AND OLD.latency_ms IS NOT NULL
+             AND (SELECT keep_counts FROM store_state) = 0
+        BEGIN
+            UPDATE latency_daily SET n = n - 1 WHERE {latency_match};
+        END
+        """,
+    ]
+    if v4:
+        # A conversation's queue learnt after some of its actions (`start_conversation`, or a
+        # later action naming it) is written into those actions: move their per-queue counts.
+        triggers.append(
+            f"""
+            CREATE TRIGGER actions_requeue AFTER UPDATE OF queue ON actions
+            WHEN OLD.counted = 1 AND OLD.queue IS NOT NEW.queue
+            BEGIN
+                {queue_remove}
+                DELETE FROM counts_queue_daily WHERE {queue_match} AND n <= 0;
+                {queue_add}
+            END
+            """
+        )
+    return tuple(triggers)
+
+
+_SUMMARY_TRIGGERS = _summary_triggers()
 
 # Which rows count: a suggestion shown again on a later turn of the same conversation, or a
 # flag still raised, is one presentation, not several; "ignored" only when nothing else
@@ -345,36 +419,50 @@ UPDATE actions SET counted = 0 WHERE id IN (
 """
 
 
-def _rebuild_summaries(db: Database) -> None:
-    """Recompute every summary table from the actions (inside the caller's transaction)."""
-    db.execute("DELETE FROM counts_total")
-    db.execute("DELETE FROM counts_daily")
-    db.execute("DELETE FROM latency_daily")
-    db.execute("DELETE FROM items")
+def _ordinals(n: int) -> str:
+    return ", ".join(str(i) for i in range(1, n + 1))
+
+
+def _rebuild_summaries(db: Database, version: int = 4) -> None:
+    """Recompute every summary table from the actions (inside the caller's transaction).
+
+    `version` is the schema the tables have (2 inside migration m002, else the current one).
+    """
+    v4 = version >= 4
+    key = _COUNT_KEY if v4 else _COUNT_KEY_V2
+    columns = ", ".join(key)
+    tables = ["counts_total", "counts_daily", "latency_daily", "items"]
+    if v4:
+        tables.append("counts_queue_daily")
+    for table in tables:
+        db.execute(f"DELETE FROM {table}")
+    amounts = "COUNT(*), COALESCE(SUM(latency_ms), 0), COUNT(latency_ms)"
+    values = _count_values("", generated=v4)
     db.execute(
         f"""
-        INSERT INTO counts_daily (day, kind, suggestion_kind, intent, item, detail, n,
-                                  latency_sum, latency_n)
-        SELECT {_day("")}, {_count_values("")}, COUNT(*), COALESCE(SUM(latency_ms), 0),
-               COUNT(latency_ms)
-        FROM actions WHERE counted = 1 GROUP BY 1, 2, 3, 4, 5, 6
+        INSERT INTO counts_daily (day, {columns}, n, latency_sum, latency_n)
+        SELECT {_day("")}, {values}, {amounts}
+        FROM actions WHERE counted = 1 GROUP BY {_ordinals(len(key) + 1)}
         """
     )
-    db.execute(
-        """
-        INSERT INTO counts_total (kind, suggestion_kind, intent, item, detail, n, latency_sum,
-                                  latency_n)
-        SELECT kind, suggestion_kind, intent, item, detail, SUM(n), SUM(latency_sum),
-               SUM(latency_n)
-        FROM counts_daily GROUP BY 1, 2, 3, 4, 5
-        """
-    )
+    if v4:
+        db.execute(
+            f"""
+            INSERT INTO counts_queue_daily (queue, day, {columns}, n, latency_sum, latency_n)
+            SELECT queue, {_day("")}, {values}, {amounts}
+            FROM actions WHERE counted = 1 AND queue IS NOT NULL AND queue != ''
+            GROUP BY {_ordinals(len(key) + 2)}
+            """
+        )
+    _total_from_daily(db, key)
+    generated = "generated, " if v4 else ""
     db.execute(
         f"""
-        INSERT INTO latency_daily (day, suggestion_kind, bucket, n)
-        SELECT {_day("")}, COALESCE(suggestion_kind, ''), {_latency_bucket("")}, COUNT(*)
+        INSERT INTO latency_daily (day, suggestion_kind, {generated}bucket, n)
+        SELECT {_day("")}, COALESCE(suggestion_kind, ''), {generated}{_latency_bucket("")},
+               COUNT(*)
         FROM actions WHERE kind = 'suggestion_shown' AND latency_ms IS NOT NULL
-        GROUP BY 1, 2, 3
+        GROUP BY {_ordinals(4 if v4 else 3)}
         """
     )
     db.execute(
@@ -390,6 +478,18 @@ def _rebuild_summaries(db: Database) -> None:
         JOIN (SELECT item_id, item_version, MAX(ts) FROM actions
               WHERE kind = 'suggestion_shown' AND item_id IS NOT NULL GROUP BY item_id) AS latest
         USING (item_id)
+        """
+    )
+
+
+def _total_from_daily(db: Database, key: Sequence[str]) -> None:
+    columns = ", ".join(key)
+    db.execute("DELETE FROM counts_total")
+    db.execute(
+        f"""
+        INSERT INTO counts_total ({columns}, n, latency_sum, latency_n)
+        SELECT {columns}, SUM(n), SUM(latency_sum), SUM(latency_n)
+        FROM counts_daily GROUP BY {_ordinals(len(key))}
         """
     )
 
@@ -430,8 +530,8 @@ def _m002_learning_loop(db: Database) -> None:
             "latency_sum": float,
             "latency_n": int,
         },
-        pk=_COUNT_KEY,
-        not_null=set(_COUNT_KEY) | {"n", "latency_sum", "latency_n"},
+        pk=_COUNT_KEY_V2,
+        not_null=set(_COUNT_KEY_V2) | {"n", "latency_sum", "latency_n"},
     )
     db.table("counts_daily").create(
         {
@@ -445,8 +545,8 @@ def _m002_learning_loop(db: Database) -> None:
             "latency_sum": float,
             "latency_n": int,
         },
-        pk=("day", *_COUNT_KEY),
-        not_null={"day", *_COUNT_KEY, "n", "latency_sum", "latency_n"},
+        pk=("day", *_COUNT_KEY_V2),
+        not_null={"day", *_COUNT_KEY_V2, "n", "latency_sum", "latency_n"},
     )
     db.table("latency_daily").create(
         {"day": str, "suggestion_kind": str, "bucket": int, "n": int},
@@ -478,10 +578,10 @@ def _m002_learning_loop(db: Database) -> None:
     )
     db.table("store_state").create({"id": int, "keep_counts": int}, pk="id")
     db.execute("INSERT INTO store_state (id, keep_counts) VALUES (1, 0)")
-    for sql in _SUMMARY_TRIGGERS:
+    for sql in _summary_triggers(2):
         db.execute(sql)
     db.execute(_RECOUNT_SQL)
-    _rebuild_summaries(db)
+    _rebuild_summaries(db, version=2)
     _add_missing_conversations(db)
 
 
@@ -489,6 +589,97 @@ def _m002_learning_loop(db: Database) -> None:
 def _m003_generated(db: Database) -> None:
     """Mark suggestions written by the optional language model (AI-generated), 0 before."""
     db.table("actions").add_column("generated", int, not_null_default=0)
+
+
+def _trigger_name(sql: str) -> str:
+    return sql.split("TRIGGER", 1)[1].split()[0]
+
+
+def _create_count_tables(db: Database) -> None:
+    """The summary tables as m004 keys them (counts by source, and a per-queue daily copy)."""
+    amounts = {"n": int, "latency_sum": float, "latency_n": int}
+    key_types = {name: (int if name == "generated" else str) for name in _COUNT_KEY}
+    for table, key in (
+        ("counts_total", _COUNT_KEY),
+        ("counts_daily", ("day", *_COUNT_KEY)),
+        # Queue first: a queue's rows are one range, so a queue's report reads only its own.
+        ("counts_queue_daily", ("queue", "day", *_COUNT_KEY)),
+    ):
+        db.table(table).create(
+            {name: key_types.get(name, str) for name in key} | amounts,
+            pk=key,
+            not_null={*key, *amounts},
+        )
+    db.table("latency_daily").create(
+        {"day": str, "suggestion_kind": str, "generated": int, "bucket": int, "n": int},
+        pk=("day", "suggestion_kind", "generated", "bucket"),
+        not_null={"day", "suggestion_kind", "generated", "bucket", "n"},
+    )
+
+
+@MIGRATIONS(name="m004_queue_and_source")
+def _m004_queue_and_source(db: Database) -> None:
+    """Summaries by source (offline or AI-generated) and by queue, for the report's filters.
+
+    The counts are rebuilt from the stored actions; what the old tables held beyond them
+    (actions a retention purge removed, whose counts are kept) is carried over as offline and
+    without a queue, since neither was counted then.
+    """
+    for sql in _summary_triggers(2):
+        db.execute(f"DROP TRIGGER IF EXISTS {_trigger_name(sql)}")
+    db.execute("ALTER TABLE counts_daily RENAME TO counts_daily_v3")
+    db.execute("ALTER TABLE latency_daily RENAME TO latency_daily_v3")
+    db.execute("DROP TABLE counts_total")
+    _create_count_tables(db)
+    _fill_queues(db)
+    _rebuild_summaries(db)
+    old = ", ".join(_COUNT_KEY_V2)
+    db.execute(
+        f"""
+        INSERT INTO counts_daily (day, {old}, generated, n, latency_sum, latency_n)
+        SELECT day, {old}, 0, kept.n - COALESCE(fresh.n, 0),
+               kept.latency_sum - COALESCE(fresh.latency_sum, 0),
+               kept.latency_n - COALESCE(fresh.latency_n, 0)
+        FROM counts_daily_v3 AS kept
+        LEFT JOIN (SELECT day, {old}, SUM(n) AS n, SUM(latency_sum) AS latency_sum,
+                          SUM(latency_n) AS latency_n
+                   FROM counts_daily GROUP BY {_ordinals(len(_COUNT_KEY_V2) + 1)}) AS fresh
+            USING (day, {old})
+        WHERE kept.n > COALESCE(fresh.n, 0)
+        ON CONFLICT (day, {old}, generated) DO UPDATE SET n = n + excluded.n,
+            latency_sum = latency_sum + excluded.latency_sum,
+            latency_n = latency_n + excluded.latency_n
+        """
+    )
+    _total_from_daily(db, _COUNT_KEY)
+    db.execute(
+        """
+        INSERT INTO latency_daily (day, suggestion_kind, generated, bucket, n)
+        SELECT day, suggestion_kind, 0, bucket, kept.n - COALESCE(fresh.n, 0)
+        FROM latency_daily_v3 AS kept
+        LEFT JOIN (SELECT day, suggestion_kind, bucket, SUM(n) AS n FROM latency_daily
+                   GROUP BY 1, 2, 3) AS fresh
+            USING (day, suggestion_kind, bucket)
+        WHERE kept.n > COALESCE(fresh.n, 0)
+        ON CONFLICT (day, suggestion_kind, generated, bucket) DO UPDATE SET n = n + excluded.n
+        """
+    )
+    db.execute("DROP TABLE counts_daily_v3")
+    db.execute("DROP TABLE latency_daily_v3")
+    for sql in _SUMMARY_TRIGGERS:
+        db.execute(sql)
+
+
+def _fill_queues(db: Database) -> None:
+    """Give actions that name no queue their conversation's (counts are kept per action row)."""
+    db.execute(
+        """
+        UPDATE actions SET queue = (
+            SELECT c.queue FROM conversations AS c WHERE c.id = actions.conversation_id)
+        WHERE queue IS NULL AND conversation_id IN (
+            SELECT id FROM conversations WHERE queue IS NOT NULL AND queue != '')
+        """
+    )
 
 
 SCHEMA_VERSION = len(MIGRATIONS._migrations)
@@ -720,6 +911,15 @@ def _parse_day(value: str | dt.date | None, name: str) -> str | None:
         raise ValueError(f"{name} must be a date like 2025-01-31, not {value!r}") from None
 
 
+def _source_flag(source: str | None) -> int | None:
+    """The ``generated`` value a source filter keeps: None (all), 0 (offline), 1 (generated)."""
+    if source is None:
+        return None
+    if source not in SOURCES:
+        raise ValueError(f"source must be offline or generated, not {source!r}")
+    return SOURCES.index(source)
+
+
 def _epoch(when: dt.datetime | float) -> float:
     """Seconds since the epoch; a naive datetime is taken as UTC."""
     if isinstance(when, dt.datetime):
@@ -901,9 +1101,17 @@ class FeedbackStore:
             ).fetchone()
             if row and row[0] is not None:
                 latency = round((ts - row[0]) * 1000.0, 1)
-        cursor = conn.execute(_INSERT_ACTION, _values(action, ts, latency, counted))
+        # Counts are kept per action row: an action that names no queue takes its conversation's.
+        known = conn.execute(
+            "SELECT queue FROM conversations WHERE id = ?", (action.conversation_id,)
+        ).fetchone()
+        queue = action.queue or (known[0] if known else None)
+        cursor = conn.execute(_INSERT_ACTION, _values(action, ts, latency, counted, queue=queue))
         if cursor.rowcount == 0:
             return None
+        if action.queue and known is not None and not known[0]:
+            # The conversation's queue is learnt only now: its earlier actions are in it too.
+            _set_queue(conn, action.conversation_id, action.queue)
         conn.execute(
             """
             INSERT INTO conversations (id, started, agent_id, queue, channel)
@@ -942,8 +1150,7 @@ class FeedbackStore:
         conn = self.db.conn
         with self._write():
             for sql in _SUMMARY_TRIGGERS:
-                name = sql.split("TRIGGER", 1)[1].split()[0]
-                conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+                conn.execute(f"DROP TRIGGER IF EXISTS {_trigger_name(sql)}")
             before = conn.total_changes
             clean = _MemoClean()
             batch: list[tuple[Any, ...]] = []
@@ -956,6 +1163,7 @@ class FeedbackStore:
                 conn.executemany(_INSERT_ACTION, batch)
             added = conn.total_changes - before
             _add_missing_conversations(self.db)
+            _fill_queues(self.db)
             conn.execute("UPDATE actions SET counted = 1 WHERE counted = 0")
             conn.execute(_RECOUNT_SQL)
             _rebuild_summaries(self.db)
@@ -1012,6 +1220,8 @@ class FeedbackStore:
                     _clean(customer_name),
                 ),
             )
+            if queue:
+                _set_queue(conn, conversation_id, queue)
 
     def record_turn(
         self,
@@ -1175,30 +1385,37 @@ class FeedbackStore:
         intent: str | None = None,
         kind: Literal["template", "article"] | None = None,
         *,
+        queue: str | None = None,
+        source: Literal["offline", "generated"] | None = None,
         top: int = 10,
     ) -> dict[str, Any]:
         """What agents did with the suggestions, flags and articles, from the daily counts.
 
         Rates are shares of suggestions shown (each suggestion counted once per conversation,
-        however many turns it stayed on screen). Suggestion latency is kept per day and kind,
-        not per intent, so the intent filter does not narrow it. Everything is read from the
-        summary tables: about 0.1-0.35 s over a million stored actions (``copilot bench
-        feedback``).
+        however many turns it stayed on screen). Suggestion latency is kept per day, kind and
+        source, not per intent or queue, so those two filters do not narrow it. Everything is
+        read from the summary tables (a queue's from its own range of ``counts_queue_daily``):
+        about 0.1-0.5 s over a million stored actions (``copilot bench feedback``).
 
         Args:
             since: first day included (UTC, ``YYYY-MM-DD``), or None for the beginning.
             until: last day included, or None for today.
             intent: only this predicted intent.
             kind: only "template" or "article" suggestions (flags and articles unaffected).
+            queue: only conversations from this queue (actions that named none and whose
+                conversation had none are in no queue).
+            source: only "offline" suggestions (templates and knowledge passages) or those
+                "generated" by the optional language model (flags and articles unaffected).
             top: how many rows in the "most discarded" list.
 
         Raises:
-            ValueError: a date is not ``YYYY-MM-DD`` or `kind` is unknown.
+            ValueError: a date is not ``YYYY-MM-DD``, or `kind` or `source` is unknown.
         """
         first = _parse_day(since, "since")
         last = _parse_day(until, "until")
         if kind is not None and kind not in ("template", "article"):
             raise ValueError(f"kind must be template or article, not {kind!r}")
+        generated = _source_flag(source)
         days: list[str] = []
         day_params: list[Any] = []
         if first:
@@ -1209,6 +1426,9 @@ class FeedbackStore:
             day_params.append(last)
         filters: list[str] = []
         filter_params: list[Any] = []
+        # The queue, then the days: the leading columns of the per-queue table's key.
+        scope = (["queue = ?"] if queue is not None else []) + days
+        scope_params = ([queue] if queue is not None else []) + day_params
         if intent is not None:
             filters.append("intent = ?")
             filter_params.append(intent)
@@ -1216,30 +1436,45 @@ class FeedbackStore:
             # Flags, article ratings and corrections have no suggestion kind: keep them.
             filters.append(f"(suggestion_kind = ? OR kind NOT IN ({_SUGGESTION_KINDS_SQL}))")
             filter_params.append(kind)
+        if generated is not None:
+            filters.append(f"(generated = ? OR kind NOT IN ({_SUGGESTION_KINDS_SQL}))")
+            filter_params.append(generated)
 
         def where(*parts: list[str]) -> str:
             conditions = [c for part in parts for c in part]
             return (" WHERE " + " AND ".join(conditions)) if conditions else ""
 
         conn = self.db.conn
-        # All time: the small all-time table; a period: the daily one (its key starts with day).
-        source = "counts_daily" if days else "counts_total"
+        # All time: the small all-time table; a period: the daily one (its key starts with day);
+        # a queue: its own rows of the per-queue table (key: queue, day, ...).
+        if queue is not None:
+            table = daily = "counts_queue_daily"
+        else:
+            daily = "counts_daily"
+            table = daily if days else "counts_total"
         rows = conn.execute(
             "SELECT kind, suggestion_kind, intent, item, detail, SUM(n), SUM(latency_sum),"
-            f" SUM(latency_n) FROM {source}{where(days, filters)} GROUP BY 1, 2, 3, 4, 5",
-            [*day_params, *filter_params],
+            f" SUM(latency_n) FROM {table}{where(scope, filters)} GROUP BY 1, 2, 3, 4, 5",
+            [*scope_params, *filter_params],
         ).fetchall()
         trend_rows = conn.execute(
-            "SELECT day, kind, SUM(n) FROM counts_daily"
-            f"{where(days, filters, [f'kind IN ({_SUGGESTION_KINDS_SQL})'])}"
+            f"SELECT day, kind, SUM(n) FROM {daily}"
+            f"{where(scope, filters, [f'kind IN ({_SUGGESTION_KINDS_SQL})'])}"
             " GROUP BY day, kind ORDER BY day",
-            [*day_params, *filter_params],
+            [*scope_params, *filter_params],
         ).fetchall()
-        latency_filter = ["suggestion_kind = ?"] if kind is not None else []
+        latency_filter: list[str] = []
+        latency_params: list[Any] = list(day_params)
+        if kind is not None:
+            latency_filter.append("suggestion_kind = ?")
+            latency_params.append(kind)
+        if generated is not None:
+            latency_filter.append("generated = ?")
+            latency_params.append(generated)
         histogram = conn.execute(
             f"SELECT bucket, SUM(n) FROM latency_daily{where(days, latency_filter)}"
             " GROUP BY bucket ORDER BY bucket",
-            [*day_params, *([kind] if kind is not None else [])],
+            latency_params,
         ).fetchall()
         articles = dict(
             conn.execute(
@@ -1251,7 +1486,14 @@ class FeedbackStore:
             trend_rows,
             histogram,
             articles,
-            period={"since": first, "until": last, "intent": intent, "kind": kind},
+            period={
+                "since": first,
+                "until": last,
+                "intent": intent,
+                "kind": kind,
+                "queue": queue,
+                "source": source,
+            },
             top=top,
         )
 
@@ -1647,6 +1889,7 @@ class FeedbackStore:
             ).rowcount
             conn.execute("DELETE FROM counts_total WHERE n <= 0")
             conn.execute("DELETE FROM counts_daily WHERE n <= 0")
+            conn.execute("DELETE FROM counts_queue_daily WHERE n <= 0")
             conn.execute("DELETE FROM latency_daily WHERE n <= 0")
         removed = {"conversations": conversations, "turns": turns, "actions": actions}
         if actions or turns or conversations:
@@ -1685,6 +1928,7 @@ class FeedbackStore:
         kind: Literal["template", "article"] | None = None,
         queue: str | None = None,
         channel: str | None = None,
+        source: Literal["offline", "generated"] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Every stored action matching the filters as a dict (oldest first), with the
         conversation's start and end.
@@ -1697,16 +1941,22 @@ class FeedbackStore:
             kind: only suggestions of this kind ("template" or "article"); flags, article
                 ratings and corrections have no suggestion kind and are left out.
             queue, channel: only actions from conversations of this queue or channel.
+            source: only suggestions from this source ("offline" or "generated" by the
+                language model); like `kind`, it leaves out flags, ratings and corrections.
 
         Raises:
-            ValueError: a date is not ``YYYY-MM-DD`` or `kind` is unknown.
+            ValueError: a date is not ``YYYY-MM-DD``, or `kind` or `source` is unknown.
         """
         first = _parse_day(since, "since")
         last = _parse_day(until, "until")
         if kind is not None and kind not in ("template", "article"):
             raise ValueError(f"kind must be template or article, not {kind!r}")
+        generated = _source_flag(source)
         where: list[str] = []
         params: list[Any] = []
+        if generated is not None:
+            where.append(f"a.kind IN ({_SUGGESTION_KINDS_SQL}) AND a.generated = ?")
+            params.append(generated)
         if first:
             where.append("a.ts >= ?")
             params.append(_day_start(first))
@@ -1750,13 +2000,14 @@ class FeedbackStore:
         kind: Literal["template", "article"] | None = None,
         queue: str | None = None,
         channel: str | None = None,
+        source: Literal["offline", "generated"] | None = None,
     ) -> int:
         """Write the actions as CSV (formula-safe cells) or one JSON object; returns the count.
 
         The filters are those of `iter_actions`; the JSON header records them.
 
         Raises:
-            ValueError: unknown format, bad date or unknown suggestion kind.
+            ValueError: unknown format, bad date, or unknown suggestion kind or source.
         """
         if fmt not in ("csv", "json"):
             raise ValueError(f"format must be csv or json, not {fmt!r}")
@@ -1767,9 +2018,16 @@ class FeedbackStore:
             "kind": kind,
             "queue": queue,
             "channel": channel,
+            "source": source,
         }
         rows = self.iter_actions(
-            since=since, until=until, intent=intent, kind=kind, queue=queue, channel=channel
+            since=since,
+            until=until,
+            intent=intent,
+            kind=kind,
+            queue=queue,
+            channel=channel,
+            source=source,
         )
         count = 0
         if fmt == "csv":
@@ -1816,8 +2074,13 @@ def _values(
     latency: float | None,
     counted: int,
     clean: Callable[[str | None], str | None] = _clean,
+    *,
+    queue: str | None = None,
 ) -> tuple[Any, ...]:
-    """The ``actions`` row for an action (in `_ACTION_COLUMNS` order), its text redacted."""
+    """The ``actions`` row for an action (in `_ACTION_COLUMNS` order), its text redacted.
+
+    `queue` stands in when the action names none (its conversation's queue).
+    """
     kind = str(action.kind)
     # What a suggestion said is kept with the answer to it, not with every presentation.
     shown_text = None if kind == "suggestion_shown" else clean(action.shown_text)
@@ -1848,13 +2111,21 @@ def _values(
         ts,
         latency,
         action.agent_id,
-        action.queue,
+        action.queue or queue,
         action.channel,
         action.item_version,
         action.article_id,
         clean(action.query),
         1 if action.generated else 0,
         counted,
+    )
+
+
+def _set_queue(conn: sqlite3.Connection, conversation_id: str, queue: str) -> None:
+    """Put a conversation's actions that name no queue into `queue` (a trigger moves counts)."""
+    conn.execute(
+        "UPDATE actions SET queue = ? WHERE conversation_id = ? AND queue IS NULL",
+        (queue, conversation_id),
     )
 
 

@@ -244,7 +244,7 @@ def parse_feedback_event(obj: Any) -> FeedbackAction:
     Args:
         obj: ``{kind: accept|edit|discard, conversation_id, suggestion_id, item_id, turn_id?,
             shown_text?, sent_text (accept, edit), reason? (discard: wrong_topic, wrong_tone,
-            outdated, policy, other), rank?, intent?, agent_id?, channel?, action_id?}``.
+            outdated, policy, other), rank?, intent?, agent_id?, queue?, channel?, action_id?}``.
             Texts are redacted again before they are kept.
 
     Raises:
@@ -299,6 +299,7 @@ def parse_feedback_event(obj: Any) -> FeedbackAction:
             reason=reason,
             intent=_optional_str(obj, "intent"),
             agent_id=_optional_str(obj, "agent_id"),
+            queue=_optional_str(obj, "queue"),
             channel=_optional_str(obj, "channel"),
             **extra,
         )

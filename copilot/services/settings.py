@@ -108,6 +108,7 @@ class Settings(_Section):
     always_on_top: bool = True
     snap_edge: SnapEdge = "none"
     agent_id: str = ""
+    queue: str = ""  # the agent's queue ("billing", "retention"), recorded with their feedback
     show_per_agent_figures: bool = False
     embedding_backend: EmbeddingBackend = "onnx"
 

@@ -516,6 +516,7 @@ def build_panel(
     *,
     debounce_ms: int = DEFAULT_DEBOUNCE_MS,
     agent_id: str | None = None,
+    queue: str | None = None,
 ) -> CopilotPanel:
     """Create the view-models and the panel, and install it on ``window``.
 
@@ -525,9 +526,12 @@ def build_panel(
         sink: where feedback goes (written on the runner's db lane); None records nothing.
         debounce_ms: how long a burst of turns is coalesced before the pipeline runs.
         agent_id: recorded with every feedback action (the settings' agent id).
+        queue: the agent's queue (the settings'), recorded with every feedback action.
     """
     conversations = ConversationsViewModel(runner, debounce_ms=debounce_ms, parent=window)
-    snapshot_vm = SnapshotViewModel(conversations, runner, sink, agent_id=agent_id, parent=window)
+    snapshot_vm = SnapshotViewModel(
+        conversations, runner, sink, agent_id=agent_id, queue=queue, parent=window
+    )
     panel = CopilotPanel(conversations, snapshot_vm)
     panel.install(window)
     return panel

@@ -34,7 +34,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from copilot.qt.review_vm import KIND_CHOICES, RecordTableModel, ReviewViewModel, word_diff_html
+from copilot.qt.review_vm import (
+    KIND_CHOICES,
+    SOURCE_CHOICES,
+    RecordTableModel,
+    ReviewViewModel,
+    word_diff_html,
+)
 
 #: (report key, legend label, colour) of the lines the trend chart draws.
 TREND_SERIES: tuple[tuple[str, str, str], ...] = (
@@ -167,6 +173,19 @@ def record_table_view(model: RecordTableModel, *, max_width: int = MAX_COLUMN_WI
     return view
 
 
+def _offer(combo: QComboBox, everything: str, values: Sequence[str]) -> None:
+    """Fill a filter combo with "everything" and the values seen, keeping the current choice."""
+    current = combo.currentData()
+    combo.blockSignals(True)
+    combo.clear()
+    combo.addItem(everything, None)
+    for value in values:
+        combo.addItem(value, value)
+    position = combo.findData(current) if current else 0
+    combo.setCurrentIndex(max(position, 0))
+    combo.blockSignals(False)
+
+
 def _boxed(title: str, widget: QWidget) -> QGroupBox:
     box = QGroupBox(title)
     layout = QVBoxLayout(box)
@@ -185,8 +204,10 @@ class ReviewWindow(QWidget):
         self.resize(1100, 780)
         root = QVBoxLayout(self)
 
-        # Filters.
+        # Filters on two rows (one would not fit a laptop screen): when and where (days,
+        # queue) and the exports, then what was suggested (intent, kind, source) and Apply.
         filters = QHBoxLayout()
+        suggested = QHBoxLayout()
         today = QDate.currentDate()
         self.since_check = QCheckBox("From")
         self.since_edit = QDateEdit(today.addDays(-30))
@@ -197,29 +218,40 @@ class ReviewWindow(QWidget):
             edit.setDisplayFormat("yyyy-MM-dd")
         self.intent_combo = QComboBox()
         self.intent_combo.addItem("All intents", None)
-        self.intent_combo.setMinimumContentsLength(18)
+        self.intent_combo.setMinimumContentsLength(16)
         self.kind_combo = QComboBox()
         for label, value in KIND_CHOICES:
             self.kind_combo.addItem(label, value)
+        self.queue_combo = QComboBox()
+        self.queue_combo.addItem("All queues", None)
+        self.queue_combo.setMinimumContentsLength(10)
+        self.source_combo = QComboBox()
+        for label, value in SOURCE_CHOICES:
+            self.source_combo.addItem(label, value)
         self.apply_button = QPushButton("&Apply")
         self.export_csv_button = QPushButton("Export &CSV…")
         self.export_json_button = QPushButton("Export &JSON…")
-        for widget in (
-            self.since_check,
-            self.since_edit,
-            self.until_check,
-            self.until_edit,
-            QLabel("Intent"),
-            self.intent_combo,
-            QLabel("Kind"),
-            self.kind_combo,
-            self.apply_button,
-        ):
+        for widget in (self.since_check, self.since_edit, self.until_check, self.until_edit):
             filters.addWidget(widget)
+        # Alt+Q, I, K, S move to the filters (Alt+A applies them, as before).
+        for line, text, combo, name in (
+            (filters, "&Queue", self.queue_combo, "Queue filter"),
+            (suggested, "&Intent", self.intent_combo, "Intent filter"),
+            (suggested, "&Kind", self.kind_combo, "Suggestion kind filter"),
+            (suggested, "&Source", self.source_combo, "Suggestion source filter"),
+        ):
+            caption = QLabel(text)
+            caption.setBuddy(combo)
+            combo.setAccessibleName(name)
+            line.addWidget(caption)
+            line.addWidget(combo)
+        suggested.addWidget(self.apply_button)
+        suggested.addStretch(1)
         filters.addStretch(1)
         filters.addWidget(self.export_csv_button)
         filters.addWidget(self.export_json_button)
         root.addLayout(filters)
+        root.addLayout(suggested)
 
         # Headline figures and the trend.
         top = QHBoxLayout()
@@ -318,6 +350,8 @@ class ReviewWindow(QWidget):
             until=day(self.until_check, self.until_edit),
             intent=self.intent_combo.currentData(),
             kind=self.kind_combo.currentData(),
+            queue=self.queue_combo.currentData(),
+            source=self.source_combo.currentData(),
         )
 
     def _ask_export(self, fmt: str) -> None:
@@ -350,15 +384,8 @@ class ReviewWindow(QWidget):
         for key, text in texts.items():
             self.figure_labels[key].setText(text)
         self.trend_chart.set_trend(report.get("trend", []))
-        current = self.intent_combo.currentData()
-        self.intent_combo.blockSignals(True)
-        self.intent_combo.clear()
-        self.intent_combo.addItem("All intents", None)
-        for intent in self.vm.intents:
-            self.intent_combo.addItem(intent, intent)
-        position = self.intent_combo.findData(current) if current else 0
-        self.intent_combo.setCurrentIndex(max(position, 0))
-        self.intent_combo.blockSignals(False)
+        _offer(self.intent_combo, "All intents", self.vm.intents)
+        _offer(self.queue_combo, "All queues", self.vm.queues)
         self.shown_view.clear()
         self.sent_view.clear()
 

@@ -222,6 +222,11 @@ class SettingsDialog(QDialog):
         self.agent_id_edit.setAccessibleName("Agent ID")
         self.agent_id_edit.setPlaceholderText("Not set")
         form.addRow("A&gent ID:", self.agent_id_edit)
+        self.queue_edit = QLineEdit(group)
+        self.queue_edit.setAccessibleName("Queue")
+        self.queue_edit.setPlaceholderText("Not set")
+        self.queue_edit.setToolTip("Your queue (e.g. billing): recorded with your feedback")
+        form.addRow("&Queue:", self.queue_edit)
         self.per_agent_check = QCheckBox("Show per-agent &figures in reviews", group)
         self.per_agent_check.setAccessibleName("Show per-agent figures")
         form.addRow(self.per_agent_check)
@@ -276,6 +281,7 @@ class SettingsDialog(QDialog):
         self.llm_timeout_spin.setValue(s.llm.timeout_s)
         self.retention_spin.setValue(s.retention_days)
         self.agent_id_edit.setText(s.agent_id)
+        self.queue_edit.setText(s.queue)
         self.per_agent_check.setChecked(s.show_per_agent_figures)
         self._select(self.theme_combo, s.theme)
         self.always_on_top_check.setChecked(s.always_on_top)
@@ -327,6 +333,7 @@ class SettingsDialog(QDialog):
             },
             "retention_days": self.retention_spin.value(),
             "agent_id": self.agent_id_edit.text().strip(),
+            "queue": self.queue_edit.text().strip(),
             "show_per_agent_figures": self.per_agent_check.isChecked(),
             "theme": self.theme_combo.currentData(),
             "always_on_top": self.always_on_top_check.isChecked(),

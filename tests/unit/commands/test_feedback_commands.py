@@ -126,6 +126,48 @@ def test_export_csv_escapes_formulas(data_dir: Path, tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*.part"))
 
 
+def test_report_and_export_filter_by_queue_and_source(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    populate(data_dir)
+    with FeedbackStore(feedback_db_path(data_dir)) as store:
+        store.start_conversation("conv-0", queue="billing")
+        store.record(
+            FeedbackAction(
+                kind=FeedbackKind.SUGGESTION_SHOWN,
+                conversation_id="conv-0",
+                item_id="ai:1f2e3d",
+                suggestion_id="ai:1f2e3d",
+                suggestion_kind="article",
+                intent=INTENT,
+                generated=True,
+                ts=T0,
+            )
+        )
+    assert main(["feedback", "report", "--queue", "billing", "--json"]) == 0
+    billing = json.loads(capsys.readouterr().out)
+    assert (billing["totals"]["shown"], billing["totals"]["edited"]) == (2, 1)
+    assert billing["period"]["queue"] == "billing"
+    assert main(["feedback", "report", "--source", "offline", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["totals"]["shown"] == 3
+    assert main(["feedback", "report", "--queue", "billing", "--source", "generated"]) == 0
+    out = capsys.readouterr().out
+    assert "queue billing, source generated" in out and "Suggestions shown: 1" in out
+    with pytest.raises(SystemExit):
+        main(["feedback", "report", "--source", "llm"])
+    assert "invalid choice" in capsys.readouterr().err
+
+    target = tmp_path / "ai.json"
+    args = ["feedback", "export", "--format", "json", "--out", str(target)]
+    assert main([*args, "--source", "generated"]) == 0
+    data = json.loads(target.read_text(encoding="utf-8"))
+    assert data["filters"] == {"source": "generated"}
+    assert [a["suggestion_id"] for a in data["actions"]] == ["ai:1f2e3d"]
+    assert main([*args, "--queue", "billing"]) == 0
+    rows = json.loads(target.read_text(encoding="utf-8"))["actions"]
+    assert {r["conversation_id"] for r in rows} == {"conv-0"} and len(rows) == 3
+
+
 def test_gaps_json(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     populate(data_dir)
     assert main(["gaps", "--json"]) == 0

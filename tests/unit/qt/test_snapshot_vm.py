@@ -51,7 +51,9 @@ def setup(
     conversations.set_backend(hashing_backend)
     sink = StoreLike()
     copied: list[str] = []
-    vm = SnapshotViewModel(conversations, runner, sink, copy=copied.append, agent_id="agent-7")
+    vm = SnapshotViewModel(
+        conversations, runner, sink, copy=copied.append, agent_id="agent-7", queue="billing"
+    )
     return conversations, vm, sink, copied
 
 
@@ -83,6 +85,7 @@ def test_suggestions_and_flags_shown_are_recorded_once_per_conversation(
         (s.id, n) for n, s in enumerate(snapshot.suggestions, start=1)
     ]
     assert all(a.agent_id == "agent-7" and a.latency_ms is not None for a in shown)
+    assert all(a.queue == "billing" for a in shown)
     flags = _recorded(qtbot, sink, FeedbackKind.FLAG_SHOWN)
     kinds = [a.flag_kind for a in flags if a.flag_kind]
     assert kinds == [str(f.kind) for f in snapshot.flags]

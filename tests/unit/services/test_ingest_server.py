@@ -469,6 +469,7 @@ def test_feedback_is_recorded_on_the_engine_thread_and_redacted(
         "shown_text": "I can refund that.",
         "sent_text": "I can refund that to card 4111 1111 1111 1111.",
         "rank": 1,
+        "queue": "billing",
     }
     status, _, body = api.request("POST", "/v1/feedback", event)
     assert status == 200 and body["recorded"] is True
@@ -476,6 +477,7 @@ def test_feedback_is_recorded_on_the_engine_thread_and_redacted(
     assert action.kind.value == "edit" and action.action_id == body["action_id"]
     assert action.sent_text is not None and "4111 1111" not in action.sent_text
     assert action.edit_distance is not None and action.edit_distance > 0
+    assert action.queue == "billing"
     assert sink.threads == {"copilot-engine"}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from pathlib import Path
+from typing import Any
 
 from copilot.core.feedback import FeedbackAction, FeedbackKind
 from copilot.services.feedback_store import FeedbackStore
@@ -14,6 +15,10 @@ FIRST_DAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=8)
 DAYS = 5
 BILLING = "billing_double_charge"
 DELIVERY = "delivery_where"
+#: Conversations 0-2 of each day come from the billing queue, 3-5 from the general one.
+QUEUES = ("billing", "general")
+#: The article suggestion (conversation 3 of each day) was written by the language model.
+GENERATED_ITEM = "KB-BIL-001#2"
 HTML_REPLY = "Sorry <b>Sam</b>, <img src=x onerror=alert(1)> we refunded it & more."
 HARVEST_EDITS = (
     "So sorry about the double charge Sarah, I've asked billing to refund the extra payment.",
@@ -32,7 +37,9 @@ def seed_feedback(path: Path) -> Path:
     """Fill a feedback store at `path` with five days of actions; returns `path`.
 
     Billing suggestions are mostly accepted; delivery ones mostly discarded, so filtering by
-    intent changes the figures. Day 0 also has an edit whose text contains HTML.
+    intent changes the figures. Day 0 also has an edit whose text contains HTML. The billing
+    queue has only offline billing templates; the general queue has an AI-generated article
+    suggestion (always accepted) and the delivery templates (always discarded).
     """
     counter = itertools.count()
     actions: list[FeedbackAction] = []
@@ -49,8 +56,9 @@ def seed_feedback(path: Path) -> Path:
                     started=_at(day, n * 600).timestamp(),
                     agent_id=f"agent{n % 3}",
                     customer_name="Sam Lee",
+                    queue=QUEUES[n // 3],
                 )
-                common = {
+                common: dict[str, Any] = {
                     "conversation_id": conversation,
                     "turn_id": "t1",
                     "item_id": item,
@@ -61,6 +69,7 @@ def seed_feedback(path: Path) -> Path:
                 }
                 if "#" in item:
                     common["article_id"] = "KB-BIL-001"
+                    common["generated"] = item == GENERATED_ITEM
                 actions.append(
                     FeedbackAction(
                         kind=FeedbackKind.SUGGESTION_SHOWN,

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
-from review_seed import BILLING, DELIVERY, FIRST_DAY, HTML_REPLY, seed_feedback
+from review_seed import BILLING, DELIVERY, FIRST_DAY, GENERATED_ITEM, HTML_REPLY, seed_feedback
 
 from copilot.qt.review_vm import ReviewViewModel, word_diff_html
 from copilot.qt.tasks import TaskRunner
@@ -93,6 +94,66 @@ def test_filters_change_the_figures(qtbot: QtBot, runner: TaskRunner, db_path: P
     apply(qtbot, window)
     assert window.figure_labels["shown"].text() == "6"
     assert [d["day"] for d in window.trend_chart.days] == [day.isoformat()]
+
+
+def test_a_queue_and_a_source_narrow_the_figures_and_the_actions(
+    qtbot: QtBot, runner: TaskRunner, db_path: Path
+) -> None:
+    window = open_window(qtbot, runner, db_path)
+    queues = [window.queue_combo.itemData(i) for i in range(window.queue_combo.count())]
+    assert queues == [None, "billing", "general"]
+    assert window.queue_combo.itemText(0) == "All queues"
+    assert window.source_combo.itemText(0) == "All sources"
+
+    window.queue_combo.setCurrentIndex(window.queue_combo.findData("general"))
+    apply(qtbot, window)
+    assert window.figure_labels["shown"].text() == "15"
+    assert {r["queue"] for r in window.vm.actions.rows} == {"general"}
+    assert {r["kind"] for r in window.vm.actions.rows} == {"accept", "discard"}
+
+    # Offline suggestions of the general queue: the delivery templates, all discarded.
+    window.source_combo.setCurrentIndex(window.source_combo.findData("offline"))
+    apply(qtbot, window)
+    assert window.figure_labels["shown"].text() == "10"
+    assert window.figure_labels["discard_rate"].text() == "100.0 %"
+    assert {(r["kind"], r["intent"]) for r in window.vm.actions.rows} == {("discard", DELIVERY)}
+    assert window.vm.by_article.rowCount() == 0
+
+    # What the language model wrote there: accepted every time, shown as AI-generated.
+    window.source_combo.setCurrentIndex(window.source_combo.findData("generated"))
+    apply(qtbot, window)
+    assert window.figure_labels["shown"].text() == "5"
+    assert window.figure_labels["acceptance_rate"].text() == "100.0 %"
+    assert {r["item_id"] for r in window.vm.actions.rows} == {GENERATED_ITEM}
+    column = window.vm.actions.column_keys.index("generated")
+    assert window.vm.actions.data(window.vm.actions.index(0, column)) == "AI-generated"
+    # The choice survives the combo being refilled with the queues seen.
+    assert window.queue_combo.currentData() == "general"
+
+    window.queue_combo.setCurrentIndex(window.queue_combo.findData("billing"))
+    apply(qtbot, window)
+    assert window.figure_labels["shown"].text() == "0"
+    assert window.vm.actions.rowCount() == 0
+
+
+def test_every_filter_has_a_name_and_a_mnemonic(
+    qtbot: QtBot, runner: TaskRunner, db_path: Path
+) -> None:
+    window = open_window(qtbot, runner, db_path)
+    buddies = {
+        label.buddy(): label.text() for label in window.findChildren(QLabel) if label.buddy()
+    }
+    for combo, text in (
+        (window.intent_combo, "&Intent"),
+        (window.kind_combo, "&Kind"),
+        (window.queue_combo, "&Queue"),
+        (window.source_combo, "&Source"),
+    ):
+        assert buddies[combo] == text
+        assert combo.accessibleName()
+    keys = [t.lower()[t.index("&") + 1] for t in buddies.values()]
+    keys += ["a", "c", "j"]  # Apply, Export CSV, Export JSON
+    assert len(keys) == len(set(keys))
 
 
 def test_a_reversed_day_range_is_refused_with_a_message(
@@ -188,6 +249,28 @@ def test_export_honours_every_filter_of_the_window(
     assert {r["intent"] for r in rows} == {DELIVERY}
     assert {r["suggestion_kind"] for r in rows} == {"template"}
     assert {r["ts"][:10] for r in rows} == {day.isoformat()}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_export_honours_the_queue_and_the_source(
+    qtbot: QtBot, runner: TaskRunner, db_path: Path, tmp_path: Path, fmt: str
+) -> None:
+    window = open_window(qtbot, runner, db_path)
+    window.queue_combo.setCurrentIndex(window.queue_combo.findData("general"))
+    window.source_combo.setCurrentIndex(window.source_combo.findData("generated"))
+    apply(qtbot, window)
+    target = tmp_path / f"ai.{fmt}"
+    with qtbot.waitSignal(window.vm.sig_exported, timeout=5000):
+        window.vm.export(target, fmt)
+    if fmt == "csv":
+        with target.open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    else:
+        rows = json.loads(target.read_text(encoding="utf-8"))["actions"]
+    assert len(rows) == 10  # shown and accepted, on each of the five days
+    assert {(r["queue"], str(r["generated"]), r["item_id"]) for r in rows} == {
+        ("general", "1", GENERATED_ITEM)
+    }
 
 
 def test_export_failure_is_shown(
