@@ -109,6 +109,20 @@ def small_button(
     return button
 
 
+def not_right_button(
+    parent: QWidget, tooltip: str, accessible_name: str, on_click: Callable[[], None]
+) -> QToolButton:
+    """The small "Not right" button of a flag or a policy check (recorded as feedback)."""
+    button = QToolButton(parent)
+    button.setText("Not right")
+    button.setObjectName("NotRightButton")
+    button.setToolTip(tooltip)
+    button.setAccessibleName(accessible_name)
+    button.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+    button.clicked.connect(lambda _checked=False: on_click())
+    return button
+
+
 def repolish(widget: QWidget) -> None:
     """Apply style-sheet rules that depend on a dynamic property just changed."""
     style = widget.style()
@@ -327,15 +341,12 @@ class FlagsSection(Section):
             marked = plain_label("Marked not right", name="Muted", wrap=False)
             top.addWidget(marked)
         else:
-            button = QToolButton(frame)
-            button.setText("Not right")
-            button.setObjectName("NotRightButton")
-            button.setToolTip("This flag is wrong: tell the co-pilot (recorded as feedback)")
-            button.setAccessibleName(
-                f"Flag {model.value(row, FlagListModel.KindLabelRole)} is not right"
+            button = not_right_button(
+                frame,
+                "This flag is wrong: tell the co-pilot (recorded as feedback)",
+                f"Flag {model.value(row, FlagListModel.KindLabelRole)} is not right",
+                lambda r=row: self._vm.mark_flag_wrong(r),
             )
-            button.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-            button.clicked.connect(lambda _c=False, r=row: self._vm.mark_flag_wrong(r))
             top.addWidget(button)
         layout.addLayout(top)
         layout.addWidget(
@@ -559,15 +570,12 @@ class PolicySection(Section):
             if self._vm.is_marked_wrong(f"rule:{rule}"):
                 top.addWidget(plain_label("Marked not right", name="Muted", wrap=False))
             else:
-                button = QToolButton(widget)
-                button.setText("Not right")
-                button.setObjectName("NotRightButton")
-                button.setToolTip("This check is wrong: tell the co-pilot (recorded as feedback)")
-                button.setAccessibleName(
-                    f"Policy check {model.value(row, PolicyListModel.TitleRole)} is not right"
+                button = not_right_button(
+                    widget,
+                    "This check is wrong: tell the co-pilot (recorded as feedback)",
+                    f"Policy check {model.value(row, PolicyListModel.TitleRole)} is not right",
+                    lambda r=row: self._vm.mark_policy_wrong(r),
                 )
-                button.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-                button.clicked.connect(lambda _c=False, r=row: self._vm.mark_policy_wrong(r))
                 top.addWidget(button, 0, Qt.AlignmentFlag.AlignTop)
         layout.addLayout(top)
         detail = model.value(row, PolicyListModel.DetailRole)
