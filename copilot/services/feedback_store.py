@@ -911,6 +911,23 @@ def _parse_day(value: str | dt.date | None, name: str) -> str | None:
         raise ValueError(f"{name} must be a date like 2025-01-31, not {value!r}") from None
 
 
+def _checked_filters(
+    since: str | dt.date | None,
+    until: str | dt.date | None,
+    kind: str | None,
+    source: str | None,
+) -> tuple[str | None, str | None, int | None]:
+    """The report's and the export's common filters, checked: (first day, last day, generated).
+
+    Raises:
+        ValueError: a date is not ``YYYY-MM-DD``, or `kind` or `source` is unknown.
+    """
+    first, last = _parse_day(since, "since"), _parse_day(until, "until")
+    if kind is not None and kind not in ("template", "article"):
+        raise ValueError(f"kind must be template or article, not {kind!r}")
+    return first, last, _source_flag(source)
+
+
 def _source_flag(source: str | None) -> int | None:
     """The ``generated`` value a source filter keeps: None (all), 0 (offline), 1 (generated)."""
     if source is None:
@@ -1411,11 +1428,7 @@ class FeedbackStore:
         Raises:
             ValueError: a date is not ``YYYY-MM-DD``, or `kind` or `source` is unknown.
         """
-        first = _parse_day(since, "since")
-        last = _parse_day(until, "until")
-        if kind is not None and kind not in ("template", "article"):
-            raise ValueError(f"kind must be template or article, not {kind!r}")
-        generated = _source_flag(source)
+        first, last, generated = _checked_filters(since, until, kind, source)
         days: list[str] = []
         day_params: list[Any] = []
         if first:
@@ -1947,11 +1960,7 @@ class FeedbackStore:
         Raises:
             ValueError: a date is not ``YYYY-MM-DD``, or `kind` or `source` is unknown.
         """
-        first = _parse_day(since, "since")
-        last = _parse_day(until, "until")
-        if kind is not None and kind not in ("template", "article"):
-            raise ValueError(f"kind must be template or article, not {kind!r}")
-        generated = _source_flag(source)
+        first, last, generated = _checked_filters(since, until, kind, source)
         where: list[str] = []
         params: list[Any] = []
         if generated is not None:
