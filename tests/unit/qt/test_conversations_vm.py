@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures.snapshots import counting_snapshot
 from pytestqt.qtbot import QtBot
 
 from copilot.core.conversation import Conversation, Role
@@ -44,21 +45,7 @@ class CountingAssistant:
         self.threads.add(threading.get_ident())
         self.calls.append((conversation.conversation_id, len(conversation.turns)))
         time.sleep(self.delay_s)
-        return Snapshot(
-            conversation_id=conversation.conversation_id,
-            turn_count=len(conversation.turns),
-            last_turn_id=conversation.turns[-1].turn_id if conversation.turns else None,
-            created=conversation.turns[-1].ts,
-            signals=None,
-            intent=None,
-            hits=(),
-            retrieval_confident=False,
-            policy=None,
-            suggestions=(),
-            summary=None,
-            timings=(),
-            generation=generation,
-        )
+        return counting_snapshot(conversation, generation, created=conversation.turns[-1].ts)
 
     def forget(self, conversation_id: str) -> None:
         self.forgotten.append(conversation_id)

@@ -10,6 +10,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 import pytest
+from fixtures.snapshots import counting_snapshot
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
@@ -36,21 +37,7 @@ class CountingAssistant:
     intents = None
 
     def analyse(self, conversation: Conversation, *, generation: int = 0) -> Snapshot:
-        return Snapshot(
-            conversation_id=conversation.conversation_id,
-            turn_count=len(conversation.turns),
-            last_turn_id=conversation.turns[-1].turn_id if conversation.turns else None,
-            created=conversation.turns[-1].ts,
-            signals=None,
-            intent=None,
-            hits=(),
-            retrieval_confident=False,
-            policy=None,
-            suggestions=(),
-            summary=None,
-            timings=(),
-            generation=generation,
-        )
+        return counting_snapshot(conversation, generation, created=conversation.turns[-1].ts)
 
     def forget(self, conversation_id: str) -> None:
         pass

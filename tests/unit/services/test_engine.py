@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fixtures.snapshots import counting_snapshot
 
 from copilot.core.conversation import Conversation, parse_turn_event
 from copilot.core.pipeline import Snapshot
@@ -34,21 +34,7 @@ class GatedAnalyser:
         self.seen.append((conversation.conversation_id, len(conversation.turns)))
         if conversation.conversation_id in self.fail_for:
             raise RuntimeError("broken pipeline")
-        return Snapshot(
-            conversation_id=conversation.conversation_id,
-            turn_count=len(conversation.turns),
-            last_turn_id=None,
-            created=dt.datetime.now(dt.UTC),
-            signals=None,
-            intent=None,
-            hits=(),
-            retrieval_confident=False,
-            policy=None,
-            suggestions=(),
-            summary=None,
-            timings=(),
-            generation=generation,
-        )
+        return counting_snapshot(conversation, generation)
 
     def forget(self, conversation_id: str) -> None:
         self.forgotten.append(conversation_id)

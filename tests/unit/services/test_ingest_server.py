@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import http.client
 import importlib.util
 import json
@@ -15,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from fixtures.snapshots import counting_snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -41,21 +41,8 @@ class FakeAnalyser:
     def analyse(
         self, conversation: Conversation, *, generation: int = 0, channel: str | None = None
     ) -> Snapshot:
-        return Snapshot(
-            conversation_id=conversation.conversation_id,
-            turn_count=len(conversation.turns),
-            last_turn_id=conversation.turns[-1].turn_id if conversation.turns else None,
-            created=dt.datetime.now(dt.UTC),
-            signals=None,
-            intent=None,
-            hits=(),
-            retrieval_confident=False,
-            policy=None,
-            suggestions=(),
-            summary=None,
-            timings=(),
-            query=" ".join(t.text for t in conversation.turns),
-            generation=generation,
+        return counting_snapshot(
+            conversation, generation, query=" ".join(t.text for t in conversation.turns)
         )
 
 

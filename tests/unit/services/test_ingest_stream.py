@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import os
 import socket
@@ -13,6 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from fixtures.snapshots import counting_snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -38,21 +38,8 @@ class CountingAnalyser:
     def analyse(
         self, conversation: Conversation, *, generation: int = 0, channel: str | None = None
     ) -> Snapshot:
-        return Snapshot(
-            conversation_id=conversation.conversation_id,
-            turn_count=len(conversation.turns),
-            last_turn_id=conversation.turns[-1].turn_id if conversation.turns else None,
-            created=dt.datetime.now(dt.UTC),
-            signals=None,
-            intent=None,
-            hits=(),
-            retrieval_confident=False,
-            policy=None,
-            suggestions=(),
-            summary=None,
-            timings=(),
-            query=" ".join(t.text for t in conversation.turns),
-            generation=generation,
+        return counting_snapshot(
+            conversation, generation, query=" ".join(t.text for t in conversation.turns)
         )
 
 
